@@ -1,0 +1,3 @@
+DROP TABLE users;
+DROP TABLE project_secrets;
+DROP TABLE projects;

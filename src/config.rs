@@ -1,0 +1,89 @@
+//! Settings, read from the environment (and `.env`, loaded by `main`) or from command-line flags.
+//!
+//! Every setting has a safe default so that `cotterd` runs on a fresh machine with none set.
+
+use std::time::Duration;
+
+/// Where the embedded SQLite database lives when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/cotterd.db";
+
+/// All settings of the server and the CLI, in one typed struct.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    /// Database to use: `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://PATH` (or a
+    /// plain file path) for SQLite.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind_addr: String,
+
+    /// HTTP worker threads (0: one per CPU core).
+    #[arg(long, env = "WORKERS", default_value_t = 0)]
+    pub workers: usize,
+
+    /// Database connections kept in the pool.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a free database connection before it is answered
+    /// 503 with `Retry-After`, in milliseconds.
+    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub db_pool_timeout_ms: u64,
+
+    /// How long SQLite waits on a locked database before giving up, in milliseconds.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(0..=600_000))]
+    pub sqlite_busy_timeout_ms: u32,
+
+    /// How long a project's keys are cached, in seconds. A revoked secret, a new secret or a
+    /// changed project policy takes effect within this time. 0 disables the cache.
+    #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub auth_cache_ttl_secs: u64,
+
+    /// How many projects' keys the cache holds at most (known and unknown key ids alike).
+    #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_cache_capacity: u64,
+
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+    pub max_body_bytes: u64,
+}
+
+impl Settings {
+    /// The defaults, with the given database: what tests and tools start from.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        use clap::{FromArgMatches, Parser};
+
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        // Parse an empty command line with the environment ignored, so only defaults apply.
+        let matches = <Defaults as clap::CommandFactory>::command()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .get_matches_from(["cotterd"]);
+        let mut settings = Defaults::from_arg_matches(&matches)
+            .expect("default settings are valid")
+            .settings;
+        settings.database_url = database_url.into();
+        settings
+    }
+
+    /// The pool checkout timeout as a duration.
+    pub fn db_pool_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_pool_timeout_ms)
+    }
+
+    /// The key cache's time to live as a duration.
+    pub fn auth_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.auth_cache_ttl_secs)
+    }
+}

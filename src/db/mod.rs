@@ -1,0 +1,226 @@
+//! Database access: one connection type over PostgreSQL and SQLite, the pool, and migrations.
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A connection to either backend; every query in the crate is written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A libpq connection string (`postgres://…` or `postgresql://…`).
+    Postgres(String),
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl Target {
+    /// Reads the backend from the URL's scheme. A URL without a scheme is a SQLite file path.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .or_else(|| url.strip_prefix("file:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err("DATABASE_URL names no SQLite file".into());
+        }
+        if path.contains(":memory:") || path.starts_with(':') {
+            return Err(
+                "an in-memory SQLite database cannot be shared by the pool: name a file".into(),
+            );
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            if !scheme.eq_ignore_ascii_case("sqlite") {
+                return Err(format!(
+                    "unsupported database scheme {scheme:?}: use postgres:// or sqlite://"
+                ));
+            }
+        }
+        Ok(Target::Sqlite(PathBuf::from(path)))
+    }
+
+    /// A description safe to log: the password of a PostgreSQL URL is masked.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(path) => format!("SQLite at {}", path.display()),
+            Target::Postgres(url) => {
+                let masked = match (url.find("://"), url.rfind('@')) {
+                    (Some(start), Some(at)) if at > start => {
+                        let userinfo = &url[start + 3..at];
+                        match userinfo.split_once(':') {
+                            Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                            None => url.clone(),
+                        }
+                    }
+                    _ => url.clone(),
+                };
+                format!("PostgreSQL at {masked}")
+            }
+        }
+    }
+}
+
+/// Opens connections for the pool and prepares each one (SQLite pragmas).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: Target,
+    sqlite_busy_timeout_ms: u32,
+}
+
+/// A pooled connection, with a mark the pool reads to drop it after it lost its server.
+pub struct PoolConn {
+    conn: DbConn,
+    broken: bool,
+}
+
+impl ConnectionManager {
+    /// A manager for the database of `settings`.
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        Ok(ConnectionManager {
+            target: Target::parse(&settings.database_url)?,
+            sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+        })
+    }
+
+    /// The database this manager connects to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Opens and prepares one connection.
+    pub fn establish(&self) -> Result<DbConn, diesel::ConnectionError> {
+        match &self.target {
+            Target::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // WAL lets readers run beside the writer; busy_timeout makes writers queue
+                // instead of failing at once; foreign keys are off by default in SQLite.
+                conn.batch_execute(&format!(
+                    "PRAGMA journal_mode = WAL;\
+                     PRAGMA busy_timeout = {};\
+                     PRAGMA foreign_keys = ON;\
+                     PRAGMA synchronous = FULL;",
+                    self.sqlite_busy_timeout_ms
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = PoolConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PoolConn, Self::Error> {
+        let conn = self
+            .establish()
+            .map_err(diesel::r2d2::Error::ConnectionError)?;
+        Ok(PoolConn {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PoolConn) -> Result<(), Self::Error> {
+        conn.conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        conn.broken || conn.conn.is_broken()
+    }
+}
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// Creates the database (SQLite: the file and its folder) if needed, applies pending
+/// migrations and opens the pool.
+pub fn connect(settings: &Settings) -> Result<Pool, String> {
+    let manager = ConnectionManager::new(settings)?;
+    if let Target::Sqlite(path) = manager.target() {
+        create_parent_dir(path)?;
+    }
+    let mut conn = manager
+        .establish()
+        .map_err(|e| format!("cannot connect to {}: {e}", manager.target().describe()))?;
+    run_migrations(&mut conn)?;
+    drop(conn);
+    r2d2::Pool::builder()
+        .max_size(settings.db_pool_size)
+        .connection_timeout(settings.db_pool_timeout())
+        // A check-out query on every request costs a round trip; broken connections are
+        // found by `has_broken` instead.
+        .test_on_check_out(false)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .build(manager)
+        .map_err(|e| format!("cannot open the connection pool: {e}"))
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), String> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the folder {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Applies the embedded migrations of the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
+    let applied = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    }
+    .map_err(|e| format!("migrations failed: {e}"))?;
+    if applied > 0 {
+        log::info!("applied {applied} database migration(s)");
+    }
+    Ok(applied)
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool.
+///
+/// A pool that has no free connection within the checkout timeout answers
+/// `Error::Unavailable` (503). A connection whose server went away is dropped from the pool.
+pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut pooled = pool.get()?;
+        let result = f(&mut pooled.conn);
+        if matches!(result, Err(Error::Unavailable)) {
+            pooled.broken = true;
+        }
+        result
+    })
+    .await?
+}

@@ -1,0 +1,40 @@
+//! The one diesel schema, shared by PostgreSQL and SQLite (see `migrations/`).
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        name -> Text,
+        require_secret -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_secrets (id) {
+        id -> Text,
+        project_id -> Text,
+        prefix -> Text,
+        secret_hash -> Binary,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        issuer -> Text,
+        identifier -> Text,
+        identifier_normalized -> Text,
+        enrolled -> Text,
+        default_method -> Nullable<Text>,
+        identifiers -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(project_secrets -> projects (project_id));
+diesel::joinable!(users -> projects (issuer));
+diesel::allow_tables_to_appear_in_same_query!(projects, project_secrets, users);
