@@ -10,7 +10,7 @@ const RETRY_AFTER_SECS: &str = "1";
 
 /// Everything a request can fail with. The message of each client error is shown to the client;
 /// internal errors are logged and answered with a generic message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// 400: the request is malformed or fails validation.
     #[error("{0}")]

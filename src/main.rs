@@ -1,1 +1,299 @@
-fn main() {}
+//! The `cotterd` command: the server (default) and the administration commands.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+use cotterd::config::Settings;
+use cotterd::db::{self, DbConn};
+use cotterd::{projects, time, AppState};
+
+#[derive(Parser)]
+#[command(
+    name = "cotterd",
+    version,
+    about = "A self-hostable identity API server compatible with Cotter's v0 User API"
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (what runs when no command is given).
+    Serve,
+    /// Apply pending database migrations and exit (`serve` also does this at start-up).
+    Migrate,
+    /// Create, list and configure projects (issuers).
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Issue, list and revoke a project's API secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectsCommand {
+    /// Create a project; prints its API_KEY_ID and its first API_SECRET_KEY (shown once only).
+    Create {
+        /// A name for people (1 to 100 characters).
+        #[arg(long)]
+        name: String,
+        /// Require API_SECRET_KEY on every route, not only on the user list.
+        #[arg(long)]
+        require_secret: bool,
+        /// Print `{"api_key_id": "...", "api_secret_key": "..."}` only.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every project.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a project's policy.
+    Set {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+        /// Whether every route needs API_SECRET_KEY (true) or only the user list (false).
+        #[arg(long, action = clap::ArgAction::Set)]
+        require_secret: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Issue another secret for a project (to rotate: issue, move clients, revoke the old one).
+    Create {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+        /// Print `{"api_key_id": "...", "api_secret_key": "...", "secret_id": "..."}` only.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's secrets by id and prefix (the secrets themselves are not stored).
+    List {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+    },
+    /// Revoke one secret, named by its prefix or its id. Servers stop accepting it within
+    /// AUTH_CACHE_TTL_SECS.
+    Revoke {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+        /// The secret's printed prefix (`cotterd_sk_1a2b3c4d`) or more of the secret.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        secret_prefix: Option<String>,
+        /// The secret's id, as `secrets list` prints it.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // A missing .env is normal; a malformed one is reported.
+    if let Err(err) = dotenvy::dotenv() {
+        if !err.not_found() {
+            eprintln!("cotterd: cannot read .env: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.settings),
+        Command::Migrate => migrate(&cli.settings),
+        Command::Projects(command) => {
+            with_conn(&cli.settings, |conn| projects_command(conn, command))
+        }
+        Command::Secrets(command) => {
+            with_conn(&cli.settings, |conn| secrets_command(conn, command))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cotterd: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    let state = AppState::open(settings)?;
+    let bind_addr = state.settings.bind_addr.clone();
+    let workers = state.settings.workers;
+    {
+        let mut conn = state
+            .pool
+            .get()
+            .map_err(|e| format!("cannot connect to the database: {e}"))?;
+        if !projects::any_exists(conn.conn()).map_err(|e| e.to_string())? {
+            log::warn!(
+                "no project exists yet: create one with `cotterd projects create --name NAME` \
+                 (with the same DATABASE_URL)"
+            );
+        }
+    }
+    log::info!("listening on http://{bind_addr}");
+    actix_web::rt::System::new().block_on(async move {
+        let mut server = actix_web::HttpServer::new(move || cotterd::app(state.clone()))
+            .bind(&bind_addr)
+            .map_err(|e| format!("cannot listen on {bind_addr}: {e}"))?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        server
+            .run()
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+fn migrate(settings: &Settings) -> Result<(), String> {
+    // Connecting applies the pending migrations.
+    db::connect(settings)?;
+    println!("migrations are up to date");
+    Ok(())
+}
+
+fn with_conn(
+    settings: &Settings,
+    f: impl FnOnce(&mut DbConn) -> cotterd::error::Result<()>,
+) -> Result<(), String> {
+    let pool = db::connect(settings)?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| format!("cannot connect to the database: {e}"))?;
+    f(conn.conn()).map_err(|e| e.to_string())
+}
+
+fn projects_command(conn: &mut DbConn, command: ProjectsCommand) -> cotterd::error::Result<()> {
+    match command {
+        ProjectsCommand::Create {
+            name,
+            require_secret,
+            json,
+        } => {
+            let (project, secret) = projects::create(conn, &name, require_secret)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"api_key_id": project.id, "api_secret_key": secret.secret})
+                );
+            } else {
+                println!("Project \"{}\" created.", project.name);
+                println!("API_KEY_ID:     {}", project.id);
+                println!("API_SECRET_KEY: {}", secret.secret);
+                println!();
+                println!("The secret is shown only this once: store it now.");
+            }
+        }
+        ProjectsCommand::List { json } => {
+            let all = projects::list(conn)?;
+            if json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "api_key_id": p.id,
+                            "name": p.name,
+                            "require_secret": p.require_secret,
+                            "created_at": time::format(p.created_at),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else if all.is_empty() {
+                println!("No projects. Create one with `cotterd projects create --name NAME`.");
+            } else {
+                println!(
+                    "{:<36}  {:<14}  {:<27}  NAME",
+                    "API_KEY_ID", "REQUIRE_SECRET", "CREATED_AT"
+                );
+                for p in all {
+                    println!(
+                        "{:<36}  {:<14}  {:<27}  {}",
+                        p.id,
+                        p.require_secret,
+                        time::format(p.created_at),
+                        p.name
+                    );
+                }
+            }
+        }
+        ProjectsCommand::Set {
+            project,
+            require_secret,
+        } => {
+            let project = projects::set_require_secret(conn, &project, require_secret)?;
+            println!(
+                "Project {} now requires API_SECRET_KEY on {} (servers apply it within AUTH_CACHE_TTL_SECS).",
+                project.id,
+                if project.require_secret { "every route" } else { "the user list only" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn secrets_command(conn: &mut DbConn, command: SecretsCommand) -> cotterd::error::Result<()> {
+    match command {
+        SecretsCommand::Create { project, json } => {
+            let secret = projects::add_secret(conn, &project)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"api_key_id": project.to_string(), "api_secret_key": secret.secret, "secret_id": secret.id})
+                );
+            } else {
+                println!(
+                    "Secret {} ({}) issued for project {project}.",
+                    secret.id, secret.prefix
+                );
+                println!("API_SECRET_KEY: {}", secret.secret);
+                println!();
+                println!("The secret is shown only this once: store it now.");
+            }
+        }
+        SecretsCommand::List { project } => {
+            println!(
+                "{:<36}  {:<19}  {:<27}  REVOKED_AT",
+                "ID", "PREFIX", "CREATED_AT"
+            );
+            for s in projects::list_secrets(conn, &project)? {
+                println!(
+                    "{:<36}  {:<19}  {:<27}  {}",
+                    s.id,
+                    s.prefix,
+                    time::format(s.created_at),
+                    s.revoked_at.map_or_else(|| "-".to_owned(), time::format)
+                );
+            }
+        }
+        SecretsCommand::Revoke {
+            project,
+            secret_prefix,
+            id,
+        } => {
+            let selector = secret_prefix.or(id).unwrap_or_default();
+            let revoked = projects::revoke_secret(conn, &project, &selector)?;
+            println!(
+                "Secret {} ({}) revoked; servers stop accepting it within AUTH_CACHE_TTL_SECS.",
+                revoked.id, revoked.prefix
+            );
+        }
+    }
+    Ok(())
+}

@@ -73,7 +73,9 @@ impl Target {
                     (Some(start), Some(at)) if at > start => {
                         let userinfo = &url[start + 3..at];
                         match userinfo.split_once(':') {
-                            Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                            Some((user, _)) => {
+                                format!("{}{user}:***{}", &url[..start + 3], &url[at..])
+                            }
                             None => url.clone(),
                         }
                     }
@@ -96,6 +98,13 @@ pub struct ConnectionManager {
 pub struct PoolConn {
     conn: DbConn,
     broken: bool,
+}
+
+impl PoolConn {
+    /// The connection itself.
+    pub fn conn(&mut self) -> &mut DbConn {
+        &mut self.conn
+    }
 }
 
 impl ConnectionManager {

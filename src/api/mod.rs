@@ -1,0 +1,89 @@
+//! The HTTP surfaces, and what they share: the JSON body extractor and the error handlers of
+//! actix's own extractors, so that every rejection is in the API's error shape.
+
+pub mod v0;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// A request body that must be a JSON object of `T`'s shape (`Content-Type: application/json`,
+/// within the body limit). Unlike actix's `Json`, it refuses an array standing in for an object
+/// and answers every rejection in the API's error shape.
+pub struct JsonObject<T>(pub T);
+
+fn is_json(req: &HttpRequest) -> bool {
+    let content_type = req.content_type();
+    content_type.eq_ignore_ascii_case("application/json")
+        || content_type
+            .get(content_type.len().saturating_sub(5)..)
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
+}
+
+/// Parses a body that must be one JSON object. Duplicate keys, unknown keys (where `T` denies
+/// them), invalid UTF-8 and excessive nesting are all refused by `serde_json`.
+pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(Error::BadRequest("request body is empty".into())),
+        Some(_) => {
+            return Err(Error::BadRequest(
+                "request body must be a JSON object".into(),
+            ))
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let limit = req
+            .app_data::<web::Data<crate::AppState>>()
+            .map_or(0, |state| state.settings.max_body_bytes);
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(Error::UnsupportedMediaType);
+            }
+            let body = body.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX))
+                } else {
+                    Error::BadRequest("could not read the request body".into())
+                }
+            })?;
+            parse_object(&body).map(JsonObject)
+        })
+    }
+}
+
+/// Query-string errors of actix's `Query` extractor, in the API's error shape.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| Error::BadRequest(format!("invalid query string: {err}")).into())
+}
+
+/// Path errors of actix's `Path` extractor, in the API's error shape.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_, _| Error::NotFound("not found").into())
+}
+
+/// Any path that is not a route.
+pub async fn not_found() -> Result<HttpResponse> {
+    Err(Error::NotFound("not found"))
+}
+
+/// A route called with a method it does not take.
+pub async fn method_not_allowed() -> Result<HttpResponse> {
+    Err(Error::MethodNotAllowed)
+}

@@ -1,0 +1,154 @@
+//! Cotter's v0 User API: create a user, get one by identifier or id, list them 50 a page.
+//!
+//! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::api::{method_not_allowed, JsonObject};
+use crate::auth::{ProjectKey, ProjectSecret};
+use crate::error::{Error, Result};
+use crate::users::{self, Identifier, UserJson, MAX_PAGE};
+use crate::{db, time, AppState};
+
+/// Registers the v0 routes. `/api/v0/user/list` and `/create` come before `/{id}`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/v0/user/create")
+            .route(web::post().to(create_user))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v0/user/list")
+            .route(web::get().to(list_users))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v0/user")
+            .route(web::get().to(get_user_by_identifier))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/api/v0/user/{client_user_id}")
+            .route(web::get().to(get_user))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Body of `POST /api/v0/user/create`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub identifier: String,
+}
+
+/// `POST /api/v0/user/create`: creates a user of the caller's project.
+///
+/// 200 with the new User; 409 `user already exist` when the identifier (after normalisation) is
+/// taken in this project; 400 for an invalid identifier or body.
+async fn create_user(
+    ProjectKey(project): ProjectKey,
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject<CreateUser>,
+) -> Result<HttpResponse> {
+    let identifier = Identifier::parse(&body.identifier)?;
+    let user = users::new_user(&project.issuer, identifier, time::now());
+    let user = db::run(&state.pool, move |conn| {
+        users::insert(conn, &user)?;
+        Ok(user)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+}
+
+/// Query of `GET /api/v0/user`.
+#[derive(Debug, Deserialize)]
+pub struct IdentifierQuery {
+    pub identifier: Option<String>,
+}
+
+/// `GET /api/v0/user?identifier=…`: the caller's user with this identifier.
+///
+/// An identifier with no user answers 200 with Cotter's zero-valued User (nil UUID `ID`), which
+/// Cotter's SDKs test to learn that the user does not exist.
+async fn get_user_by_identifier(
+    ProjectKey(project): ProjectKey,
+    state: web::Data<AppState>,
+    query: web::Query<IdentifierQuery>,
+) -> Result<HttpResponse> {
+    let raw = query
+        .into_inner()
+        .identifier
+        .ok_or_else(|| Error::BadRequest("the identifier query parameter is required".into()))?;
+    let identifier = Identifier::parse(&raw)?;
+    let user = db::run(&state.pool, move |conn| {
+        users::find_by_identifier(conn, &project.issuer, &identifier)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(user.map_or_else(UserJson::zero, UserJson::from)))
+}
+
+/// `GET /api/v0/user/{client_user_id}`: the caller's user with this id; 404 when the project
+/// has no such user (another project's user included).
+async fn get_user(
+    ProjectKey(project): ProjectKey,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse> {
+    let id = Uuid::try_parse(&path).map_err(|_| Error::NotFound("user not found"))?;
+    let user = db::run(&state.pool, move |conn| {
+        users::find_by_id(conn, &project.issuer, &id)
+    })
+    .await?
+    .ok_or(Error::NotFound("user not found"))?;
+    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+}
+
+/// Query of `GET /api/v0/user/list`.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<String>,
+}
+
+/// Reads `page`: absent means 0; anything but a whole number from 0 to `MAX_PAGE` is a 400.
+fn parse_page(raw: Option<&str>) -> Result<i64> {
+    let Some(raw) = raw else { return Ok(0) };
+    match raw.trim().parse::<i64>() {
+        Ok(page) if (0..=MAX_PAGE).contains(&page) => Ok(page),
+        _ => Err(Error::BadRequest(format!(
+            "page must be a whole number from 0 to {MAX_PAGE}"
+        ))),
+    }
+}
+
+/// `GET /api/v0/user/list?page=N`: 50 of the caller's users, newest first; `[]` past the end.
+/// Needs `API_SECRET_KEY`.
+async fn list_users(
+    ProjectSecret(project): ProjectSecret,
+    state: web::Data<AppState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse> {
+    let page = parse_page(query.page.as_deref())?;
+    let page = db::run(&state.pool, move |conn| {
+        users::list_page(conn, &project.issuer, page)
+    })
+    .await?;
+    let body: Vec<UserJson> = page.into_iter().map(UserJson::from).collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_page;
+
+    #[test]
+    fn pages_are_whole_numbers_in_range() {
+        assert_eq!(parse_page(None).unwrap(), 0);
+        assert_eq!(parse_page(Some("3")).unwrap(), 3);
+        assert_eq!(parse_page(Some("1000000")).unwrap(), 1_000_000);
+        for bad in ["-1", "x", "", "1.5", "1000001", "99999999999999999999999"] {
+            assert!(parse_page(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}

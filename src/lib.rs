@@ -1,0 +1,70 @@
+//! cotterd: a self-hostable identity API server that speaks Cotter's v0 User API.
+//!
+//! `app` builds the whole actix application from an [`AppState`], so the binary and the
+//! integration tests serve exactly the same routes, extractors and error handling.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod projects;
+pub mod time;
+pub mod users;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{middleware, web, App};
+
+use crate::auth::AuthCache;
+use crate::config::Settings;
+use crate::db::Pool;
+
+/// Everything a request handler needs; cheap to clone (one per worker).
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub auth: AuthCache,
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// Opens the database named by `settings` (running pending migrations) and builds the state.
+    pub fn open(settings: Settings) -> Result<Self, String> {
+        let pool = db::connect(&settings)?;
+        Ok(Self::with_pool(pool, settings))
+    }
+
+    /// Builds the state around an existing pool.
+    pub fn with_pool(pool: Pool, settings: Settings) -> Self {
+        AppState {
+            auth: AuthCache::new(&settings),
+            pool,
+            settings,
+        }
+    }
+}
+
+/// The actix application: every route, the body limits and the error handlers.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(api::query_config())
+        .app_data(api::path_config())
+        .app_data(web::PayloadConfig::new(body_limit))
+        // The query string is left out of the access log: it carries users' identifiers.
+        .wrap(middleware::Logger::new("%a \"%U\" %s %b %Dms"))
+        .configure(api::v0::routes)
+        .default_service(web::to(api::not_found))
+}
