@@ -447,6 +447,9 @@ async fn projects_never_see_each_others_users(backend: Backend) {
         .assert_error(StatusCode::UNAUTHORIZED);
 }
 
+/// Builds one route's request, keys left out.
+type MakeRequest = Box<dyn Fn() -> TestRequest>;
+
 /// Every route × every way the keys can be wrong.
 async fn keys_are_checked_on_every_route(backend: Backend) {
     let app = TestApp::new(backend);
@@ -458,7 +461,7 @@ async fn keys_are_checked_on_every_route(backend: Backend) {
         .json();
     let id = user["ID"].as_str().unwrap().to_owned();
 
-    let routes: Vec<(&str, Box<dyn Fn() -> TestRequest>)> = vec![
+    let routes: Vec<(&str, MakeRequest)> = vec![
         (
             "create",
             Box::new(|| {
