@@ -1,0 +1,301 @@
+//! The `cotterd` binary itself: the administration commands and a served request over real
+//! HTTP, on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{Backend, TestDb};
+use cotterd::projects;
+
+fn cotterd(db: &TestDb, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cotterd"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cotterd")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "cotterd failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn live_hashes(db: &TestDb, project: &str) -> Vec<[u8; 32]> {
+    let state = cotterd::AppState::open(common::test_settings(db)).unwrap();
+    let mut conn = state.pool.get().unwrap();
+    projects::live_secret_hashes(conn.conn(), project).unwrap()
+}
+
+async fn projects_and_secrets_commands(backend: Backend) {
+    let db = TestDb::new(backend);
+    assert!(stdout(&cotterd(&db, &["migrate"])).contains("up to date"));
+    assert!(stdout(&cotterd(&db, &["projects", "list"])).contains("No projects"));
+
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    let fields: Vec<&String> = keys.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["api_key_id", "api_secret_key"]);
+    let id = keys["api_key_id"].as_str().unwrap().to_owned();
+    let first = keys["api_secret_key"].as_str().unwrap().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().to_string(), id);
+    assert!(first.starts_with(projects::SECRET_PREFIX) && first.len() >= 64);
+    assert!(projects::secret_matches(&first, &live_hashes(&db, &id)));
+
+    let listed: Value =
+        serde_json::from_str(&stdout(&cotterd(&db, &["projects", "list", "--json"]))).unwrap();
+    assert_eq!(listed[0]["api_key_id"], id.as_str());
+    assert_eq!(listed[0]["name"], "Demo");
+    assert_eq!(listed[0]["require_secret"], false);
+    let table = stdout(&cotterd(&db, &["projects", "list"]));
+    assert!(table.contains(&id) && !table.contains(&first), "{table}");
+
+    // Rotation: a second secret, then the first revoked by its prefix.
+    let out = stdout(&cotterd(
+        &db,
+        &["secrets", "create", "--project", &id, "--json"],
+    ));
+    let second: Value = serde_json::from_str(&out).unwrap();
+    let second = second["api_secret_key"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let hashes = live_hashes(&db, &id);
+    assert!(
+        projects::secret_matches(&first, &hashes) && projects::secret_matches(&second, &hashes)
+    );
+    let listing = stdout(&cotterd(&db, &["secrets", "list", "--project", &id]));
+    assert!(
+        !listing.contains(&first) && !listing.contains(&second),
+        "secrets are never shown again"
+    );
+
+    let prefix = &first[..projects::SECRET_PREFIX.len() + 8];
+    stdout(&cotterd(
+        &db,
+        &[
+            "secrets",
+            "revoke",
+            "--project",
+            &id,
+            "--secret-prefix",
+            prefix,
+        ],
+    ));
+    let hashes = live_hashes(&db, &id);
+    assert!(!projects::secret_matches(&first, &hashes));
+    assert!(projects::secret_matches(&second, &hashes));
+    // Revoking it again finds no live secret.
+    let again = cotterd(
+        &db,
+        &[
+            "secrets",
+            "revoke",
+            "--project",
+            &id,
+            "--secret-prefix",
+            prefix,
+        ],
+    );
+    assert!(!again.status.success());
+
+    stdout(&cotterd(
+        &db,
+        &[
+            "projects",
+            "set",
+            "--project",
+            &id,
+            "--require-secret",
+            "true",
+        ],
+    ));
+    let listed: Value =
+        serde_json::from_str(&stdout(&cotterd(&db, &["projects", "list", "--json"]))).unwrap();
+    assert_eq!(listed[0]["require_secret"], true);
+}
+
+async fn commands_reject_bad_input_clearly(backend: Backend) {
+    let db = TestDb::new(backend);
+    let fails = |args: &[&str], expected: &str| {
+        let out = cotterd(&db, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    fails(&["projects", "create", "--name", "  "], "project name");
+    fails(
+        &["projects", "create", "--name", &"x".repeat(101)],
+        "project name",
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    fails(&["secrets", "create", "--project", &unknown], "no project");
+    fails(&["secrets", "create", "--project", "not-a-uuid"], "invalid");
+    fails(
+        &[
+            "projects",
+            "set",
+            "--project",
+            &unknown,
+            "--require-secret",
+            "true",
+        ],
+        "no project",
+    );
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "p", "--json"],
+    ));
+    let id = serde_json::from_str::<Value>(&out).unwrap()["api_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fails(
+        &[
+            "secrets",
+            "revoke",
+            "--project",
+            &id,
+            "--secret-prefix",
+            "cotterd_sk_",
+        ],
+        "prefix",
+    );
+    fails(&["secrets", "revoke", "--project", &id], "--secret-prefix");
+}
+
+/// A running server and its captured log.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(db: &TestDb) -> (Server, std::process::ChildStderr) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cotterd"))
+        .env("DATABASE_URL", &db.url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start cotterd");
+    let stderr = child.stderr.take().unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Server { child, port }, stderr)
+}
+
+/// One HTTP/1.1 request over a plain socket, as curl sends it.
+fn http(port: u16, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn serves_the_documented_curl_requests(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (server, stderr) = start_server(&db);
+    // With no project yet, the log says how to create one.
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while !seen.contains("cotterd projects create") {
+        let line = log
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no hint in the log: {seen}"));
+        seen.push_str(&line);
+    }
+
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        keys["api_key_id"].as_str().unwrap(),
+        keys["api_secret_key"].as_str().unwrap(),
+    );
+
+    let body = r#"{"identifier": "hello@gmail.com"}"#;
+    let (status, created) = http(
+        server.port,
+        &format!(
+            "POST /api/v0/user/create HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 200, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(created["identifier"], "hello@gmail.com");
+
+    let (status, found) = http(
+        server.port,
+        &format!("GET /api/v0/user?identifier=hello@gmail.com HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), created);
+
+    let (status, list) = http(
+        server.port,
+        &format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_SECRET_KEY: {secret}\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&list).unwrap(),
+        serde_json::json!([created])
+    );
+    drop(server);
+}
+
+both_backends!(
+    projects_and_secrets_commands,
+    commands_reject_bad_input_clearly,
+    serves_the_documented_curl_requests,
+);
