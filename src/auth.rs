@@ -135,12 +135,12 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 
 /// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when `need_secret` or when
 /// the project requires it on every route.
-async fn authenticate(req: HttpRequest, need_secret: bool) -> Result<Arc<ProjectKeys>> {
+pub async fn authenticate(req: &HttpRequest, need_secret: bool) -> Result<Arc<ProjectKeys>> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal("application state is missing".into()))?;
     let raw_id =
-        header(&req, KEY_ID_HEADER).ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;
+        header(req, KEY_ID_HEADER).ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;
     let id = projects::parse_key_id(raw_id)
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
     let keys = state
@@ -149,7 +149,7 @@ async fn authenticate(req: HttpRequest, need_secret: bool) -> Result<Arc<Project
         .await?
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
     if need_secret || keys.require_secret {
-        let secret = header(&req, SECRET_HEADER)
+        let secret = header(req, SECRET_HEADER)
             .ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
         if !keys.accepts(secret) {
             return Err(Error::Unauthorized(
@@ -173,7 +173,7 @@ impl FromRequest for ProjectKey {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(req, false).await.map(ProjectKey) })
+        Box::pin(async move { authenticate(&req, false).await.map(ProjectKey) })
     }
 }
 
@@ -183,6 +183,6 @@ impl FromRequest for ProjectSecret {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(req, true).await.map(ProjectSecret) })
+        Box::pin(async move { authenticate(&req, true).await.map(ProjectSecret) })
     }
 }

@@ -54,6 +54,18 @@ pub struct Settings {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub max_body_bytes: u64,
+
+    /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
+    /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
+    #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub hash_concurrency: u32,
+
+    /// Password hashes allowed to wait for a free slot; past that a sign-up gets 503 with
+    /// `Retry-After` at once.
+    #[arg(long, env = "HASH_QUEUE", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub hash_queue: u64,
 }
 
 impl Settings {
@@ -80,6 +92,16 @@ impl Settings {
     /// The pool checkout timeout as a duration.
     pub fn db_pool_timeout(&self) -> Duration {
         Duration::from_millis(self.db_pool_timeout_ms)
+    }
+
+    /// Password hashes computed at once, with `0` resolved against the CPU count.
+    pub fn hash_concurrency(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
+            n => n as usize,
+        }
     }
 
     /// The key cache's time to live as a duration.

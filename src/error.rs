@@ -117,5 +117,91 @@ impl From<actix_web::error::BlockingError> for Error {
     }
 }
 
+/// An error of the Cradl v2 API: `{"error_codes": [...], "msg": "..."}`, where `error_codes`
+/// holds every problem found (stable UPPER_SNAKE codes, listed in README) and `msg` is for people.
+#[derive(Debug, Clone)]
+pub struct V2Error {
+    pub status: StatusCode,
+    pub codes: Vec<&'static str>,
+    pub msg: String,
+}
+
+impl V2Error {
+    /// An error with one code.
+    pub fn new(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
+        V2Error {
+            status,
+            codes: vec![code],
+            msg: msg.into(),
+        }
+    }
+
+    /// 404 `USER_NOT_FOUND`: also what another project's user looks like.
+    pub fn user_not_found() -> Self {
+        V2Error::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", "user not found")
+    }
+}
+
+impl std::fmt::Display for V2Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.msg, self.codes.join(", "))
+    }
+}
+
+#[derive(Serialize)]
+struct V2ErrorBody<'a> {
+    error_codes: &'a [&'static str],
+    msg: &'a str,
+}
+
+impl ResponseError for V2Error {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        response.json(V2ErrorBody {
+            error_codes: &self.codes,
+            msg: &self.msg,
+        })
+    }
+}
+
+impl From<Error> for V2Error {
+    fn from(err: Error) -> Self {
+        let code = match &err {
+            Error::BadRequest(_) => "INVALID_BODY",
+            Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Error::Conflict(_) => "CONFLICT",
+            Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
+            Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Error::Unavailable => "SERVICE_UNAVAILABLE",
+            Error::Internal(detail) => {
+                log::error!("internal error: {detail}");
+                "INTERNAL_ERROR"
+            }
+        };
+        V2Error::new(err.status_code(), code, err.to_string())
+    }
+}
+
+impl From<DieselError> for V2Error {
+    fn from(err: DieselError) -> Self {
+        Error::from(err).into()
+    }
+}
+
+impl From<actix_web::error::BlockingError> for V2Error {
+    fn from(err: actix_web::error::BlockingError) -> Self {
+        Error::from(err).into()
+    }
+}
+
 /// Shorthand for handlers and queries.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,11 +3,13 @@
 //! `app` builds the whole actix application from an [`AppState`], so the binary and the
 //! integration tests serve exactly the same routes, extractors and error handling.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod passwords;
 pub mod projects;
 pub mod time;
 pub mod users;
@@ -25,6 +27,7 @@ use crate::db::Pool;
 pub struct AppState {
     pub pool: Pool,
     pub auth: AuthCache,
+    pub hasher: passwords::Hasher,
     pub settings: Settings,
 }
 
@@ -39,6 +42,7 @@ impl AppState {
     pub fn with_pool(pool: Pool, settings: Settings) -> Self {
         AppState {
             auth: AuthCache::new(&settings),
+            hasher: passwords::Hasher::new(&settings),
             pool,
             settings,
         }
@@ -66,5 +70,6 @@ pub fn app(
         // The query string is left out of the access log: it carries users' identifiers.
         .wrap(middleware::Logger::new("%a \"%U\" %s %b %Dms"))
         .configure(api::v0::routes)
+        .configure(api::v2::routes)
         .default_service(web::to(api::not_found))
 }

@@ -105,17 +105,84 @@ pub fn new_user(issuer: &str, identifier: Identifier, now: NaiveDateTime) -> Use
     }
 }
 
-/// Stores a new user. An identifier already used in the project (after normalisation) is a 409
-/// `user already exist`, decided by the unique index, so concurrent creates leave one row.
+/// The Cradl v2 part of a user row (NULL for users created through v0).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct Profile {
+    pub phone_number: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub kyc_id: Option<String>,
+}
+
+/// A user created through v2: the v0 columns and the profile, with the password's hash.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewProfileUser {
+    #[diesel(embed)]
+    pub user: User,
+    pub password_hash: String,
+    pub phone_number: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// Maps the unique index's verdict on a taken identifier to a 409 `user already exist`: the
+/// index decides, so concurrent creates leave one row.
+fn taken(err: diesel::result::Error) -> Error {
+    match Error::from(err) {
+        Error::Conflict(_) => Error::Conflict("user already exist"),
+        other => other,
+    }
+}
+
+/// Stores a new user (409 `user already exist` when the identifier is taken).
 pub fn insert(conn: &mut DbConn, user: &User) -> Result<()> {
     diesel::insert_into(users::table)
         .values(user)
         .execute(conn)
-        .map_err(|e| match Error::from(e) {
-            Error::Conflict(_) => Error::Conflict("user already exist"),
-            other => other,
-        })?;
+        .map_err(taken)?;
     Ok(())
+}
+
+/// Stores a new user with a profile (409 when the identifier is taken).
+pub fn insert_with_profile(conn: &mut DbConn, row: &NewProfileUser) -> Result<()> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map_err(taken)?;
+    Ok(())
+}
+
+/// Whether the project already has a user with this identifier.
+pub fn identifier_taken(conn: &mut DbConn, issuer: &str, identifier: &Identifier) -> Result<bool> {
+    Ok(find_by_identifier(conn, issuer, identifier)?.is_some())
+}
+
+/// The user of `issuer` with this id and its profile, if any.
+pub fn find_with_profile(
+    conn: &mut DbConn,
+    issuer: &str,
+    id: &Uuid,
+) -> Result<Option<(User, Profile)>> {
+    Ok(users::table
+        .filter(users::issuer.eq(issuer))
+        .filter(users::id.eq(id.to_string()))
+        .select((User::as_select(), Profile::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Sets the KYC reference of the issuer's user; `false` when there is no such user.
+pub fn set_kyc_id(conn: &mut DbConn, issuer: &str, id: &Uuid, kyc_id: &str) -> Result<bool> {
+    let updated = diesel::update(
+        users::table
+            .filter(users::issuer.eq(issuer))
+            .filter(users::id.eq(id.to_string())),
+    )
+    .set((users::kyc_id.eq(kyc_id), users::updated_at.eq(time::now())))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 /// The user of `issuer` with this identifier, if any.

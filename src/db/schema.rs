@@ -32,9 +32,25 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        password_hash -> Nullable<Text>,
+        phone_number -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        kyc_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        user_id -> Text,
+        issuer -> Text,
+        account_type -> Text,
+        created_at -> Timestamp,
     }
 }
 
 diesel::joinable!(project_secrets -> projects (project_id));
 diesel::joinable!(users -> projects (issuer));
-diesel::allow_tables_to_appear_in_same_query!(projects, project_secrets, users);
+diesel::joinable!(accounts -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(projects, project_secrets, users, accounts);

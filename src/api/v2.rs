@@ -1,0 +1,594 @@
+//! Cradl's v2 Users API: user profiles (login, phone, names), KYC references and accounts.
+//!
+//! Every route needs `API_KEY_ID` and `API_SECRET_KEY` (the data is personal). Responses carry
+//! `error_codes`: `[]` on success; on failure every problem found, as stable UPPER_SNAKE codes,
+//! with a `msg` for people (`error::V2Error`). A v2 user is a v0 user whose identifier is the
+//! login email, so both APIs see the same users.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::accounts::{self, Opened, ACCOUNT_TYPES};
+use crate::api::{JsonObject, StrictJson};
+use crate::auth::authenticate;
+use crate::error::{Error, V2Error};
+use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+use crate::users::{self, Identifier, NewProfileUser};
+use crate::{db, time, AppState};
+
+/// Longest first or last name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+/// Longest KYC reference, in characters.
+const MAX_KYC_ID_CHARS: usize = 128;
+/// Most digits of an E.164 number.
+const MAX_PHONE_DIGITS: usize = 15;
+
+type Body = Result<JsonObject<StrictJson>, Error>;
+type V2Result = Result<HttpResponse, V2Error>;
+
+/// Registers the v2 routes under `/v2`, with 404 and 405 in the v2 error shape.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v2")
+            .service(
+                web::resource("/users")
+                    .route(web::post().to(create_user))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/users/{user_id}")
+                    .route(web::get().to(get_user))
+                    .route(web::patch().to(patch_user))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/accounts")
+                    .route(web::post().to(open_account))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn not_found() -> V2Result {
+    Err(V2Error::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "not found",
+    ))
+}
+
+async fn method_not_allowed() -> V2Result {
+    Err(Error::MethodNotAllowed.into())
+}
+
+/// Every problem found in a request body, reported together as one 400.
+#[derive(Default)]
+struct Problems {
+    codes: Vec<&'static str>,
+    messages: Vec<String>,
+}
+
+impl Problems {
+    fn add(&mut self, code: &'static str, msg: impl Into<String>) {
+        if !self.codes.contains(&code) {
+            self.codes.push(code);
+        }
+        self.messages.push(msg.into());
+    }
+
+    /// Reports keys of `object` that are not in `allowed` (`FIELD_NOT_ALLOWED`).
+    fn only(&mut self, object: &Map<String, Value>, allowed: &[&str], within: &str) {
+        let mut extra: Vec<&str> = object
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        if !extra.is_empty() {
+            extra.sort_unstable();
+            self.add(
+                "FIELD_NOT_ALLOWED",
+                format!("{within}field(s) not allowed here: {}", extra.join(", ")),
+            );
+        }
+    }
+
+    fn finish(self) -> Result<(), V2Error> {
+        if self.codes.is_empty() {
+            return Ok(());
+        }
+        Err(V2Error {
+            status: StatusCode::BAD_REQUEST,
+            codes: self.codes,
+            msg: self.messages.join("; "),
+        })
+    }
+}
+
+/// The body as an object (`JsonObject` guarantees it), or its extraction error.
+fn object(body: Body) -> Result<Map<String, Value>, V2Error> {
+    match body?.0 .0 {
+        Value::Object(map) => Ok(map),
+        _ => Err(Error::BadRequest("request body must be a JSON object".into()).into()),
+    }
+}
+
+/// A required string field: `None` after recording `<FIELD>_REQUIRED` or `<FIELD>_INVALID`.
+fn string_field<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    required: &'static str,
+    invalid: &'static str,
+    problems: &mut Problems,
+) -> Option<&'a str> {
+    match object.get(key) {
+        None | Some(Value::Null) => {
+            problems.add(required, format!("{key} is required"));
+            None
+        }
+        Some(Value::String(s)) => Some(s),
+        Some(_) => {
+            problems.add(invalid, format!("{key} must be a string"));
+            None
+        }
+    }
+}
+
+/// An email address in the common `local@domain.tld` form: no spaces, quotes or comments, one
+/// `@`, a local part of at most 64 characters, a domain of dot-separated labels (letters, digits,
+/// hyphens, internationalised letters allowed).
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.chars().count() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !"@\"(),:;<>[\\]".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.chars().count() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    local_ok && domain_ok
+}
+
+/// E.164: `+`, a country code not starting with 0, at most 15 digits in all.
+pub fn valid_phone(phone: &str) -> bool {
+    let Some(digits) = phone.strip_prefix('+') else {
+        return false;
+    };
+    (2..=MAX_PHONE_DIGITS).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// A name: trimmed, 1 to 100 characters, no control characters.
+fn valid_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME_CHARS
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
+}
+
+/// A create request that passed validation.
+struct NewUser {
+    email: Identifier,
+    password: String,
+    phone_number: String,
+    first_name: String,
+    last_name: String,
+}
+
+fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
+    let mut problems = Problems::default();
+    problems.only(
+        &body,
+        &["login", "phone_number", "first_name", "last_name"],
+        "",
+    );
+
+    let (mut email, mut password) = (None, None);
+    match body.get("login") {
+        None | Some(Value::Null) => {
+            problems.add("EMAIL_REQUIRED", "login.email is required");
+            problems.add("PASSWORD_REQUIRED", "login.password is required");
+        }
+        Some(Value::Object(login)) => {
+            problems.only(login, &["email", "password"], "login: ");
+            if let Some(raw) = string_field(
+                login,
+                "email",
+                "EMAIL_REQUIRED",
+                "EMAIL_INVALID",
+                &mut problems,
+            ) {
+                let raw = raw.trim();
+                match Identifier::parse(raw) {
+                    Ok(id) if valid_email(raw) => email = Some(id),
+                    _ => problems.add(
+                        "EMAIL_INVALID",
+                        "login.email is not a valid email address (at most 254 characters)",
+                    ),
+                }
+            }
+            if let Some(raw) = string_field(
+                login,
+                "password",
+                "PASSWORD_REQUIRED",
+                "PASSWORD_INVALID",
+                &mut problems,
+            ) {
+                // Checked before normalising: no work is spent on an oversized password.
+                if raw.len() > MAX_PASSWORD_BYTES {
+                    problems.add(
+                        "PASSWORD_TOO_LONG",
+                        format!("login.password must be at most {MAX_PASSWORD_BYTES} bytes"),
+                    );
+                } else {
+                    let normalized = passwords::normalize(raw);
+                    if normalized.len() > MAX_PASSWORD_BYTES {
+                        problems.add(
+                            "PASSWORD_TOO_LONG",
+                            format!("login.password must be at most {MAX_PASSWORD_BYTES} bytes"),
+                        );
+                    } else if normalized.chars().count() < MIN_PASSWORD_CHARS {
+                        problems.add(
+                            "PASSWORD_TOO_SHORT",
+                            format!(
+                                "login.password must be at least {MIN_PASSWORD_CHARS} characters"
+                            ),
+                        );
+                    } else {
+                        password = Some(raw.to_owned());
+                    }
+                }
+            }
+        }
+        Some(_) => problems.add(
+            "LOGIN_INVALID",
+            "login must be an object with email and password",
+        ),
+    }
+
+    let phone_number = string_field(
+        &body,
+        "phone_number",
+        "PHONE_REQUIRED",
+        "PHONE_INVALID",
+        &mut problems,
+    )
+    .and_then(|raw| {
+        let ok = valid_phone(raw);
+        if !ok {
+            problems.add(
+                "PHONE_INVALID",
+                "phone_number must be E.164: + and up to 15 digits",
+            );
+        }
+        ok.then(|| raw.to_owned())
+    });
+    let mut name = |key: &str, required, invalid| {
+        string_field(&body, key, required, invalid, &mut problems).and_then(|raw| {
+            let name = valid_name(raw);
+            if name.is_none() {
+                problems.add(
+                    invalid,
+                    format!(
+                        "{key} must be 1 to {MAX_NAME_CHARS} characters without control characters"
+                    ),
+                );
+            }
+            name
+        })
+    };
+    let first_name = name("first_name", "FIRST_NAME_REQUIRED", "FIRST_NAME_INVALID");
+    let last_name = name("last_name", "LAST_NAME_REQUIRED", "LAST_NAME_INVALID");
+
+    problems.finish()?;
+    match (email, password, phone_number, first_name, last_name) {
+        (Some(email), Some(password), Some(phone_number), Some(first_name), Some(last_name)) => {
+            Ok(NewUser {
+                email,
+                password,
+                phone_number,
+                first_name,
+                last_name,
+            })
+        }
+        _ => Err(Error::Internal("validation passed with a field missing".into()).into()),
+    }
+}
+
+fn email_taken() -> V2Error {
+    V2Error::new(
+        StatusCode::CONFLICT,
+        "EMAIL_TAKEN",
+        "this email is already used in this project",
+    )
+}
+
+/// `{"id": ..., "error_codes": []}`, the answer of every successful write.
+#[derive(Serialize)]
+struct Written<'a> {
+    id: &'a str,
+    error_codes: [&'static str; 0],
+}
+
+/// `POST /v2/users`: creates a user with a login (email and password), phone and names.
+///
+/// 201 `{"id", "error_codes": []}`; 400 with every validation problem; 409 `EMAIL_TAKEN` when the
+/// email is any user's identifier in this project (v0 or v2); 503 when the hashing queue is full.
+async fn create_user(req: HttpRequest, state: web::Data<AppState>, body: Body) -> V2Result {
+    let project = authenticate(&req, true).await?;
+    let new = parse_new_user(object(body)?)?;
+
+    // A taken email is answered before the deliberately slow hash; the unique index still
+    // decides between concurrent creates.
+    let (issuer, email) = (project.issuer.clone(), new.email.clone());
+    if db::run(&state.pool, move |conn| {
+        users::identifier_taken(conn, &issuer, &email)
+    })
+    .await?
+    {
+        return Err(email_taken());
+    }
+    let password_hash = state.hasher.hash(&new.password).await?;
+    let row = NewProfileUser {
+        user: users::new_user(&project.issuer, new.email, time::now()),
+        password_hash,
+        phone_number: new.phone_number,
+        first_name: new.first_name,
+        last_name: new.last_name,
+    };
+    let id = row.user.id.clone();
+    db::run(&state.pool, move |conn| {
+        users::insert_with_profile(conn, &row)
+    })
+    .await
+    .map_err(|e| match e {
+        Error::Conflict(_) => email_taken(),
+        other => other.into(),
+    })?;
+    Ok(HttpResponse::Created().json(Written {
+        id: &id,
+        error_codes: [],
+    }))
+}
+
+/// The login part of a user: the email only, never the password or its hash.
+#[derive(Serialize)]
+struct Login {
+    email: String,
+}
+
+/// A user as `GET /v2/users/{user_id}` answers it.
+#[derive(Serialize)]
+struct UserProfile {
+    id: String,
+    kyc_id: Option<String>,
+    login: Login,
+    phone_number: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    account_ids: Vec<String>,
+    error_codes: [&'static str; 0],
+}
+
+fn user_id(raw: &str) -> Result<Uuid, V2Error> {
+    Uuid::try_parse(raw).map_err(|_| V2Error::user_not_found())
+}
+
+/// `GET /v2/users/{user_id}`: the user's profile and account ids (oldest first). 404
+/// `USER_NOT_FOUND` for a user of another project, as for a missing one.
+async fn get_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> V2Result {
+    let project = authenticate(&req, true).await?;
+    let id = user_id(&path)?;
+    let found = db::run(&state.pool, move |conn| {
+        let Some((user, profile)) = users::find_with_profile(conn, &project.issuer, &id)? else {
+            return Ok(None);
+        };
+        let account_ids = accounts::ids_of(conn, &project.issuer, &user.id)?;
+        Ok(Some(UserProfile {
+            id: user.id,
+            kyc_id: profile.kyc_id,
+            login: Login {
+                email: user.identifier,
+            },
+            phone_number: profile.phone_number,
+            first_name: profile.first_name,
+            last_name: profile.last_name,
+            account_ids,
+            error_codes: [],
+        }))
+    })
+    .await?;
+    let profile = found.ok_or_else(V2Error::user_not_found)?;
+    Ok(HttpResponse::Ok().json(profile))
+}
+
+/// `PATCH /v2/users/{user_id}` `{"kyc_id": "..."}`: sets the user's KYC reference. Only `kyc_id`
+/// (and a `user_id` equal to the path's) may be sent: anything else is `FIELD_NOT_ALLOWED` and
+/// nothing is stored.
+async fn patch_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Body,
+) -> V2Result {
+    let project = authenticate(&req, true).await?;
+    let body = object(body)?;
+    let mut problems = Problems::default();
+    problems.only(&body, &["kyc_id", "user_id"], "");
+    match body.get("user_id") {
+        None => {}
+        Some(Value::String(s)) if matches!((Uuid::try_parse(s), Uuid::try_parse(&path)), (Ok(a), Ok(b)) if a == b) =>
+            {}
+        Some(_) => problems.add(
+            "USER_ID_MISMATCH",
+            "user_id in the body must equal the user_id of the path",
+        ),
+    }
+    let kyc_id = string_field(
+        &body,
+        "kyc_id",
+        "KYC_ID_REQUIRED",
+        "KYC_ID_INVALID",
+        &mut problems,
+    )
+    .and_then(|raw| {
+        let kyc_id = raw.trim();
+        let ok = !kyc_id.is_empty()
+            && kyc_id.chars().count() <= MAX_KYC_ID_CHARS
+            && !kyc_id.chars().any(char::is_control);
+        if !ok {
+            problems.add(
+                "KYC_ID_INVALID",
+                format!(
+                    "kyc_id must be 1 to {MAX_KYC_ID_CHARS} characters without control characters"
+                ),
+            );
+        }
+        ok.then(|| kyc_id.to_owned())
+    });
+    problems.finish()?;
+    let kyc_id =
+        kyc_id.ok_or_else(|| Error::Internal("validation passed without kyc_id".into()))?;
+    let id = user_id(&path)?;
+    let updated = db::run(&state.pool, move |conn| {
+        users::set_kyc_id(conn, &project.issuer, &id, &kyc_id)
+    })
+    .await?;
+    if !updated {
+        return Err(V2Error::user_not_found());
+    }
+    Ok(HttpResponse::Ok().json(Written {
+        id: &id.to_string(),
+        error_codes: [],
+    }))
+}
+
+/// `POST /v2/accounts` `{"user_id": "...", "account_type": "checking" | "savings"}`: opens an
+/// account for a user that has a `kyc_id` (else 409 `KYC_REQUIRED`).
+async fn open_account(req: HttpRequest, state: web::Data<AppState>, body: Body) -> V2Result {
+    let project = authenticate(&req, true).await?;
+    let body = object(body)?;
+    let mut problems = Problems::default();
+    problems.only(&body, &["user_id", "account_type"], "");
+    let user = string_field(
+        &body,
+        "user_id",
+        "USER_ID_REQUIRED",
+        "USER_ID_INVALID",
+        &mut problems,
+    )
+    .map(str::to_owned);
+    let account_type = string_field(
+        &body,
+        "account_type",
+        "ACCOUNT_TYPE_REQUIRED",
+        "ACCOUNT_TYPE_INVALID",
+        &mut problems,
+    )
+    .and_then(|raw| {
+        let ok = ACCOUNT_TYPES.contains(&raw);
+        if !ok {
+            problems.add(
+                "ACCOUNT_TYPE_INVALID",
+                format!("account_type must be one of: {}", ACCOUNT_TYPES.join(", ")),
+            );
+        }
+        ok.then(|| raw.to_owned())
+    });
+    problems.finish()?;
+    let (Some(user), Some(account_type)) = (user, account_type) else {
+        return Err(Error::Internal("validation passed with a field missing".into()).into());
+    };
+    let user_id = user_id(&user)?;
+    let opened = db::run(&state.pool, move |conn| {
+        accounts::open(conn, &project.issuer, &user_id, &account_type)
+    })
+    .await?;
+    match opened {
+        Opened::Account(account) => Ok(HttpResponse::Created().json(Written {
+            id: &account.id,
+            error_codes: [],
+        })),
+        Opened::UserNotFound => Err(V2Error::user_not_found()),
+        Opened::KycRequired => Err(V2Error::new(
+            StatusCode::CONFLICT,
+            "KYC_REQUIRED",
+            "the user needs a kyc_id before an account can be opened",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@example.com",
+            "ü@bücher.de",
+            "x@sub-domain.example.org",
+        ] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@b.co",
+            "a@b",
+            "a b@c.de",
+            "a@@b.co",
+            ".a@b.co",
+            "a..b@c.de",
+            "a@-b.co",
+            "a@b..co",
+            "\"a\"@b.co",
+            "a@b.c_o",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        for ok in ["+15551234567", "+442071838750", "+123456789012345"] {
+            assert!(valid_phone(ok), "{ok}");
+        }
+        for bad in [
+            "15551234567",
+            "+",
+            "+1",
+            "+0123",
+            "+1234567890123456",
+            "+1 555 123",
+            "+1-555",
+            "+１２３",
+        ] {
+            assert!(!valid_phone(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Password hashing with argon2id (OWASP parameters: 19 MiB, t=2, p=1), with bounded
+//! concurrency so that a burst of sign-ups cannot pile up threads and memory or starve reads.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+/// Memory cost in KiB (19 MiB), iterations and lanes, as OWASP recommends for argon2id.
+const MEMORY_KIB: u32 = 19 * 1024;
+const ITERATIONS: u32 = 2;
+const LANES: u32 = 1;
+
+/// Shortest password accepted, in characters (after NFKC normalisation).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password accepted, in bytes, checked before any work is done on it.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The form a password is hashed in: Unicode NFKC, so that the same password typed on two
+/// keyboards (composed or decomposed accents, full-width digits) is the same password.
+pub fn normalize(password: &str) -> String {
+    password.nfkc().collect()
+}
+
+/// Hashes a normalised password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) with a
+/// fresh 128-bit salt. Slow by design: call it through [`Hasher::hash`].
+pub fn hash_now(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| Error::Internal(format!("cannot encode a salt: {e}")))?;
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::Internal(format!("cannot hash a password: {e}")))
+}
+
+/// Whether `password` (normalised as at creation) matches a stored PHC string.
+pub fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            argon2()
+                .verify_password(normalize(password).as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Runs hashes at most `concurrency` at a time, with at most `queue` more waiting; past that a
+/// request is refused at once with 503 and `Retry-After` instead of waiting.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// Gives the place back when a hash finishes, fails or its request goes away.
+struct Place<'a>(&'a AtomicUsize);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Hasher {
+    /// A hasher sized by `settings` (`HASH_CONCURRENCY`, `HASH_QUEUE`).
+    pub fn new(settings: &Settings) -> Self {
+        let concurrency = settings.hash_concurrency();
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::new(AtomicUsize::new(0)),
+            capacity: concurrency + usize::try_from(settings.hash_queue).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Hashes running or waiting now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The most hashes that were ever running or waiting at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Acquire)
+    }
+
+    /// Running plus waiting hashes allowed at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Normalises and hashes a password on the blocking pool, waiting for a free hashing slot;
+    /// `Error::Unavailable` when the queue is full.
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            });
+        let Ok(before) = taken else {
+            log::warn!("password hashing queue is full ({} places)", self.capacity);
+            return Err(Error::Unavailable);
+        };
+        let _place = Place(&self.in_flight);
+        self.peak.fetch_max(before + 1, Ordering::AcqRel);
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("password hasher closed".into()))?;
+        let password = normalize(password);
+        actix_web::web::block(move || hash_now(&password)).await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters() {
+        let phc = hash_now("correct horse battery").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(!phc.contains("correct horse"));
+        assert!(verify("correct horse battery", &phc));
+        assert!(!verify("correct horse battery!", &phc));
+        assert_ne!(phc, hash_now("correct horse battery").unwrap(), "salted");
+    }
+
+    #[test]
+    fn verification_normalises_like_hashing() {
+        let phc = hash_now(&normalize("ｐａｓｓｗｏｒｄ１２")).unwrap();
+        assert!(verify("password12", &phc));
+        assert!(!verify("garbage", "not a phc string"));
+    }
+}
