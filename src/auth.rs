@@ -97,8 +97,10 @@ impl AuthCache {
         }
     }
 
-    fn load(&self, conn: &mut db::DbConn, id: &Uuid) -> Result<Entry> {
+    fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Entry> {
         self.loads.fetch_add(1, Ordering::Relaxed);
+        let mut pooled = pool.get()?;
+        let conn = pooled.conn();
         let Some(project) = projects::find(conn, id)? else {
             return Ok(None);
         };
@@ -118,14 +120,16 @@ impl AuthCache {
             }
         }
         let this = self.clone();
-        // Concurrent misses of one key wait for a single load (`try_get_with`).
-        db::run(&state.pool, move |conn| match &this.cache {
+        let pool = state.pool.clone();
+        // Concurrent misses of one key wait for a single load (`try_get_with`), and only that
+        // load takes a database connection.
+        web::block(move || match &this.cache {
             Some(cache) => cache
-                .try_get_with(id, || this.load(conn, &id))
+                .try_get_with(id, || this.load(&pool, &id))
                 .map_err(|e| (*e).clone()),
-            None => this.load(conn, &id),
+            None => this.load(&pool, &id),
         })
-        .await
+        .await?
     }
 }
 
