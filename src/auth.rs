@@ -1,16 +1,17 @@
-//! API key extractors and the cache that keeps key checks off the database.
+//! API key checks and the cache that keeps them off the database.
 //!
-//! The extractors only *parse and verify* credentials: [`ProjectKey`] names the project and
-//! [`ProjectSecret`] proves the caller holds one of its live secrets. Which users a project may
+//! [`authenticate`] only *parses and verifies* credentials: `API_KEY_ID` names the project and
+//! `API_SECRET_KEY` proves the caller holds one of its live secrets. Which users a project may
 //! reach is decided once, in `users`, where every query is scoped by the project's issuer.
+//!
+//! Handlers call it before they read a body or a query string, so that a caller without valid
+//! keys always gets 401, whatever else is wrong with the request, and no body is read for it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{web, HttpRequest};
 use moka::sync::Cache;
 use uuid::Uuid;
 
@@ -23,9 +24,9 @@ pub const KEY_ID_HEADER: &str = "api_key_id";
 /// Header carrying one of the project's secrets.
 pub const SECRET_HEADER: &str = "api_secret_key";
 
-/// How long an unknown `API_KEY_ID` is remembered as unknown, at most: short, so that a project
-/// created a moment after a failed call works at once, yet long enough to keep a flood of bad
-/// keys off the database.
+/// How long an unknown `API_KEY_ID` is remembered as unknown: short, so that a project created
+/// a moment after a failed call works at once, yet long enough to keep repeats of a bad key off
+/// the database.
 const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(1);
 
 /// What a request's key check needs to know of a project.
@@ -44,28 +45,21 @@ impl ProjectKeys {
     }
 }
 
-type Entry = Option<Arc<ProjectKeys>>;
-
-struct EntryExpiry {
-    ttl: Duration,
+/// Why a load found no keys.
+#[derive(Debug)]
+enum Miss {
+    Unknown,
+    Failed(Error),
 }
 
-impl moka::Expiry<Uuid, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _: &Uuid, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(match value {
-            Some(_) => self.ttl,
-            None => self.ttl.min(UNKNOWN_KEY_TTL),
-        })
-    }
-}
-
-/// Projects' keys by `API_KEY_ID`, known and unknown alike, each for a short time.
+/// Projects' keys by `API_KEY_ID`, each for a short time; unknown key ids are remembered apart,
+/// so that a flood of made-up keys cannot push real projects out of the cache.
 ///
 /// A revoked secret, a new secret or a changed policy takes effect within the time to live
 /// (`AUTH_CACHE_TTL_SECS`); 0 turns the cache off.
 #[derive(Clone)]
 pub struct AuthCache {
-    cache: Option<Cache<Uuid, Entry>>,
+    caches: Option<(Cache<Uuid, Arc<ProjectKeys>>, Cache<Uuid, ()>)>,
     loads: Arc<AtomicU64>,
 }
 
@@ -73,14 +67,19 @@ impl AuthCache {
     /// A cache sized and timed by `settings`.
     pub fn new(settings: &Settings) -> Self {
         let ttl = settings.auth_cache_ttl();
-        let cache = (!ttl.is_zero()).then(|| {
-            Cache::builder()
+        let caches = (!ttl.is_zero()).then(|| {
+            let known = Cache::builder()
                 .max_capacity(settings.auth_cache_capacity)
-                .expire_after(EntryExpiry { ttl })
-                .build()
+                .time_to_live(ttl)
+                .build();
+            let unknown = Cache::builder()
+                .max_capacity(settings.auth_cache_capacity)
+                .time_to_live(ttl.min(UNKNOWN_KEY_TTL))
+                .build();
+            (known, unknown)
         });
         AuthCache {
-            cache,
+            caches,
             loads: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -90,46 +89,56 @@ impl AuthCache {
         self.loads.load(Ordering::Relaxed)
     }
 
-    /// Forgets what is cached of one project, so its next request reads the database.
-    pub fn invalidate(&self, id: &Uuid) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(id);
-        }
-    }
-
-    fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Entry> {
+    fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Arc<ProjectKeys>, Miss> {
         self.loads.fetch_add(1, Ordering::Relaxed);
-        let mut pooled = pool.get()?;
+        let mut pooled = pool.get().map_err(|e| Miss::Failed(e.into()))?;
         let conn = pooled.conn();
-        let Some(project) = projects::find(conn, id)? else {
-            return Ok(None);
-        };
-        let secret_hashes = projects::live_secret_hashes(conn, &project.id)?;
-        Ok(Some(Arc::new(ProjectKeys {
+        let project = projects::find(conn, id)
+            .map_err(Miss::Failed)?
+            .ok_or(Miss::Unknown)?;
+        let secret_hashes =
+            projects::live_secret_hashes(conn, &project.id).map_err(Miss::Failed)?;
+        Ok(Arc::new(ProjectKeys {
             issuer: project.id,
             require_secret: project.require_secret,
             secret_hashes,
-        })))
+        }))
     }
 
-    /// The keys of a project, from the cache when it has them (no database round trip).
-    pub async fn get(&self, state: &AppState, id: Uuid) -> Result<Entry> {
-        if let Some(cache) = &self.cache {
-            if let Some(entry) = cache.get(&id) {
-                return Ok(entry);
+    /// The keys of a project, from the cache when it has them (no database round trip); `None`
+    /// for a key id no project has.
+    pub async fn get(&self, state: &AppState, id: Uuid) -> Result<Option<Arc<ProjectKeys>>> {
+        if let Some((known, unknown)) = &self.caches {
+            if let Some(keys) = known.get(&id) {
+                return Ok(Some(keys));
+            }
+            if unknown.contains_key(&id) {
+                return Ok(None);
             }
         }
         let this = self.clone();
         let pool = state.pool.clone();
         // Concurrent misses of one key wait for a single load (`try_get_with`), and only that
         // load takes a database connection.
-        web::block(move || match &this.cache {
-            Some(cache) => cache
-                .try_get_with(id, || this.load(&pool, &id))
-                .map_err(|e| (*e).clone()),
+        let loaded = web::block(move || match &this.caches {
+            Some((known, unknown)) => {
+                let loaded = known.try_get_with(id, || this.load(&pool, &id));
+                if matches!(&loaded, Err(miss) if matches!(**miss, Miss::Unknown)) {
+                    unknown.insert(id, ());
+                }
+                loaded.map_err(|e| match &*e {
+                    Miss::Unknown => Miss::Unknown,
+                    Miss::Failed(err) => Miss::Failed(err.clone()),
+                })
+            }
             None => this.load(&pool, &id),
         })
-        .await?
+        .await?;
+        match loaded {
+            Ok(keys) => Ok(Some(keys)),
+            Err(Miss::Unknown) => Ok(None),
+            Err(Miss::Failed(err)) => Err(err),
+        }
     }
 }
 
@@ -162,31 +171,4 @@ pub async fn authenticate(req: &HttpRequest, need_secret: bool) -> Result<Arc<Pr
         }
     }
     Ok(keys)
-}
-
-/// A request from a project, named by `API_KEY_ID` alone (as Cotter's browser SDKs send it),
-/// unless the project requires its secret on every route.
-pub struct ProjectKey(pub Arc<ProjectKeys>);
-
-/// A request that proved it holds one of the project's live secrets.
-pub struct ProjectSecret(pub Arc<ProjectKeys>);
-
-impl FromRequest for ProjectKey {
-    type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { authenticate(&req, false).await.map(ProjectKey) })
-    }
-}
-
-impl FromRequest for ProjectSecret {
-    type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { authenticate(&req, true).await.map(ProjectSecret) })
-    }
 }

@@ -12,58 +12,63 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/cotterd.db";
 pub struct Settings {
     /// Database to use: `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://PATH` (or a
     /// plain file path) for SQLite.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "BIND_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub bind_addr: String,
 
     /// HTTP worker threads (0: one per CPU core).
-    #[arg(long, env = "WORKERS", default_value_t = 0)]
+    #[arg(long, global = true, env = "WORKERS", default_value_t = 0)]
     pub workers: usize,
 
     /// Database connections kept in the pool.
-    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 8,
+    #[arg(long, global = true, env = "DB_POOL_SIZE", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_pool_size: u32,
 
     /// How long a request waits for a free database connection before it is answered
     /// 503 with `Retry-After`, in milliseconds.
-    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value_t = 1000,
+    #[arg(long, global = true, env = "DB_POOL_TIMEOUT_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub db_pool_timeout_ms: u64,
 
     /// How long SQLite waits on a locked database before giving up, in milliseconds.
-    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
+    #[arg(long, global = true, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u32).range(0..=600_000))]
     pub sqlite_busy_timeout_ms: u32,
 
     /// How long a project's keys are cached, in seconds. A revoked secret, a new secret or a
     /// changed project policy takes effect within this time. 0 disables the cache.
-    #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
+    #[arg(long, global = true, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub auth_cache_ttl_secs: u64,
 
     /// How many projects' keys the cache holds at most (known and unknown key ids alike).
-    #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
+    #[arg(long, global = true, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_cache_capacity: u64,
 
     /// Largest request body accepted, in bytes; larger bodies get 413.
-    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
+    #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub max_body_bytes: u64,
 
     /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
     /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
-    #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 0,
+    #[arg(long, global = true, env = "HASH_CONCURRENCY", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=256))]
     pub hash_concurrency: u32,
 
     /// Password hashes allowed to wait for a free slot; past that a sign-up gets 503 with
     /// `Retry-After` at once.
-    #[arg(long, env = "HASH_QUEUE", default_value_t = 16,
+    #[arg(long, global = true, env = "HASH_QUEUE", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub hash_queue: u64,
 }

@@ -61,12 +61,9 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let body_limit = usize::try_from(state.settings.max_body_bytes).unwrap_or(usize::MAX);
     App::new()
         .app_data(web::Data::new(state))
-        .app_data(api::query_config())
         .app_data(api::path_config())
-        .app_data(web::PayloadConfig::new(body_limit))
         // The query string is left out of the access log: it carries users' identifiers.
         .wrap(middleware::Logger::new("%a \"%U\" %s %b %Dms"))
         .configure(api::v0::routes)

@@ -188,9 +188,11 @@ fn projects_command(conn: &mut DbConn, command: ProjectsCommand) -> cotterd::err
         } => {
             let (project, secret) = projects::create(conn, &name, require_secret)?;
             if json {
+                // Exactly the documented line, spaced as in the docs.
                 println!(
-                    "{}",
-                    json!({"api_key_id": project.id, "api_secret_key": secret.secret})
+                    "{{\"api_key_id\": {}, \"api_secret_key\": {}}}",
+                    json!(project.id),
+                    json!(secret.secret)
                 );
             } else {
                 println!("Project \"{}\" created.", project.name);

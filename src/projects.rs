@@ -91,9 +91,14 @@ fn validate_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// Parses an `API_KEY_ID` (any UUID spelling) into its canonical lower-case hyphenated form.
+/// Parses an `API_KEY_ID`: a hyphenated UUID (36 characters, either case), as issued. Braced,
+/// `urn:uuid:` and undashed spellings are refused.
 pub fn parse_key_id(raw: &str) -> Option<Uuid> {
-    Uuid::try_parse(raw.trim()).ok()
+    let raw = raw.trim();
+    if raw.len() != 36 {
+        return None;
+    }
+    Uuid::try_parse(raw).ok()
 }
 
 fn insert_secret(conn: &mut DbConn, project_id: &str) -> Result<IssuedSecret> {
@@ -271,6 +276,22 @@ mod tests {
         assert!(secret_matches("two", &hashes));
         assert!(!secret_matches("three", &hashes));
         assert!(!secret_matches("one", &[]));
+    }
+
+    #[test]
+    fn key_ids_are_hyphenated_uuids() {
+        let id = "0c6ad2b4-5f1e-4d0b-9a7e-4b8e8e0f2a61";
+        assert_eq!(parse_key_id(id).unwrap().to_string(), id);
+        assert_eq!(parse_key_id(&id.to_uppercase()).unwrap().to_string(), id);
+        for bad in [
+            "",
+            "x",
+            &id.replace('-', ""),
+            &format!("{{{id}}}"),
+            &format!("urn:uuid:{id}"),
+        ] {
+            assert!(parse_key_id(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -137,6 +137,10 @@ async fn commands_reject_bad_input_clearly(backend: Backend) {
     };
     fails(&["projects", "create", "--name", "  "], "project name");
     fails(
+        &["migrate", "--database-url", "mysql://x"],
+        "unsupported database scheme",
+    );
+    fails(
         &["projects", "create", "--name", &"x".repeat(101)],
         "project name",
     );
@@ -281,6 +285,20 @@ async fn serves_the_documented_curl_requests(backend: Backend) {
     );
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), created);
+
+    let user_id = created["ID"].as_str().unwrap();
+    let (status, by_id) = http(
+        server.port,
+        &format!("GET /api/v0/user/{user_id} HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&by_id).unwrap(), created);
+    let (status, refused) = http(
+        server.port,
+        &format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: cotterd_sk_wrong\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 401);
+    assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["type"], "");
 
     let (status, list) = http(
         server.port,

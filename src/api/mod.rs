@@ -1,23 +1,14 @@
-//! The HTTP surfaces, and what they share: the JSON body extractor and the error handlers of
-//! actix's own extractors, so that every rejection is in the API's error shape.
+//! The HTTP surfaces, and what they share: reading JSON bodies and query strings (after the key
+//! check) with every rejection in the API's error shape.
 
 pub mod v0;
 pub mod v2;
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-
-/// A request body that must be a JSON object of `T`'s shape (`Content-Type: application/json`,
-/// within the body limit). Unlike actix's `Json`, it refuses an array standing in for an object
-/// and answers every rejection in the API's error shape.
-pub struct JsonObject<T>(pub T);
+use crate::AppState;
 
 fn is_json(req: &HttpRequest) -> bool {
     let content_type = req.content_type();
@@ -42,30 +33,31 @@ pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for JsonObject<T> {
-    type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = is_json(req);
-        let limit = req
-            .app_data::<web::Data<crate::AppState>>()
-            .map_or(0, |state| state.settings.max_body_bytes);
-        let body = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            if !json {
-                return Err(Error::UnsupportedMediaType);
-            }
-            let body = body.await.map_err(|e| {
-                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX))
-                } else {
-                    Error::BadRequest("could not read the request body".into())
-                }
-            })?;
-            parse_object(&body).map(JsonObject)
-        })
+/// Reads a request body that must be a JSON object of `T`'s shape: `Content-Type:
+/// application/json` (or `+json`), at most `MAX_BODY_BYTES` (counted after any decompression),
+/// an object rather than an array standing in for one. Handlers call it after the key check.
+pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T> {
+    if !is_json(req) {
+        return Err(Error::UnsupportedMediaType);
     }
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(0, |state| state.settings.max_body_bytes);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| Error::PayloadTooLarge(limit))?
+        .map_err(|_| Error::BadRequest("could not read the request body".into()))?;
+    parse_object(&body)
+}
+
+/// Reads the query string into `T`; errors in the API's error shape. Handlers call it after the
+/// key check.
+pub fn read_query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))
 }
 
 /// Any JSON value, read with duplicate object keys refused at every depth (`serde_json::Value`
@@ -135,12 +127,6 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         }
         Ok(object.into())
     }
-}
-
-/// Query-string errors of actix's `Query` extractor, in the API's error shape.
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default()
-        .error_handler(|err, _| Error::BadRequest(format!("invalid query string: {err}")).into())
 }
 
 /// Path errors of actix's `Path` extractor, in the API's error shape.

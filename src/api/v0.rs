@@ -2,12 +2,12 @@
 //!
 //! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::api::{method_not_allowed, JsonObject};
-use crate::auth::{ProjectKey, ProjectSecret};
+use crate::api::{method_not_allowed, read_json, read_query};
+use crate::auth::authenticate;
 use crate::error::{Error, Result};
 use crate::users::{self, Identifier, UserJson, MAX_PAGE};
 use crate::{db, time, AppState};
@@ -48,10 +48,12 @@ pub struct CreateUser {
 /// 200 with the new User; 409 `user already exist` when the identifier (after normalisation) is
 /// taken in this project; 400 for an invalid identifier or body.
 async fn create_user(
-    ProjectKey(project): ProjectKey,
+    req: HttpRequest,
     state: web::Data<AppState>,
-    JsonObject(body): JsonObject<CreateUser>,
+    payload: web::Payload,
 ) -> Result<HttpResponse> {
+    let project = authenticate(&req, false).await?;
+    let body: CreateUser = read_json(&req, payload).await?;
     let identifier = Identifier::parse(&body.identifier)?;
     let user = users::new_user(&project.issuer, identifier, time::now());
     let user = db::run(&state.pool, move |conn| {
@@ -73,12 +75,12 @@ pub struct IdentifierQuery {
 /// An identifier with no user answers 200 with Cotter's zero-valued User (nil UUID `ID`), which
 /// Cotter's SDKs test to learn that the user does not exist.
 async fn get_user_by_identifier(
-    ProjectKey(project): ProjectKey,
+    req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<IdentifierQuery>,
 ) -> Result<HttpResponse> {
+    let project = authenticate(&req, false).await?;
+    let query: IdentifierQuery = read_query(&req)?;
     let raw = query
-        .into_inner()
         .identifier
         .ok_or_else(|| Error::BadRequest("the identifier query parameter is required".into()))?;
     let identifier = Identifier::parse(&raw)?;
@@ -92,10 +94,11 @@ async fn get_user_by_identifier(
 /// `GET /api/v0/user/{client_user_id}`: the caller's user with this id; 404 when the project
 /// has no such user (another project's user included).
 async fn get_user(
-    ProjectKey(project): ProjectKey,
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
+    let project = authenticate(&req, false).await?;
     let id = Uuid::try_parse(&path).map_err(|_| Error::NotFound("user not found"))?;
     let user = db::run(&state.pool, move |conn| {
         users::find_by_id(conn, &project.issuer, &id)
@@ -124,11 +127,9 @@ fn parse_page(raw: Option<&str>) -> Result<i64> {
 
 /// `GET /api/v0/user/list?page=N`: 50 of the caller's users, newest first; `[]` past the end.
 /// Needs `API_SECRET_KEY`.
-async fn list_users(
-    ProjectSecret(project): ProjectSecret,
-    state: web::Data<AppState>,
-    query: web::Query<PageQuery>,
-) -> Result<HttpResponse> {
+async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let project = authenticate(&req, true).await?;
+    let query: PageQuery = read_query(&req)?;
     let page = parse_page(query.page.as_deref())?;
     let page = db::run(&state.pool, move |conn| {
         users::list_page(conn, &project.issuer, page)

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::accounts::{self, Opened, ACCOUNT_TYPES};
-use crate::api::{JsonObject, StrictJson};
+use crate::api::{read_json, StrictJson};
 use crate::auth::authenticate;
 use crate::error::{Error, V2Error};
 use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
@@ -26,7 +26,6 @@ const MAX_KYC_ID_CHARS: usize = 128;
 /// Most digits of an E.164 number.
 const MAX_PHONE_DIGITS: usize = 15;
 
-type Body = Result<JsonObject<StrictJson>, Error>;
 type V2Result = Result<HttpResponse, V2Error>;
 
 /// Registers the v2 routes under `/v2`, with 404 and 405 in the v2 error shape.
@@ -108,10 +107,11 @@ impl Problems {
     }
 }
 
-/// The body as an object (`JsonObject` guarantees it), or its extraction error.
-fn object(body: Body) -> Result<Map<String, Value>, V2Error> {
-    match body?.0 .0 {
-        Value::Object(map) => Ok(map),
+/// Reads the body, which must be a JSON object (`read_json` refuses anything else), with
+/// duplicate keys refused at every depth.
+async fn object(req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, V2Error> {
+    match read_json::<StrictJson>(req, payload).await? {
+        StrictJson(Value::Object(map)) => Ok(map),
         _ => Err(Error::BadRequest("request body must be a JSON object".into()).into()),
     }
 }
@@ -332,9 +332,13 @@ struct Written<'a> {
 ///
 /// 201 `{"id", "error_codes": []}`; 400 with every validation problem; 409 `EMAIL_TAKEN` when the
 /// email is any user's identifier in this project (v0 or v2); 503 when the hashing queue is full.
-async fn create_user(req: HttpRequest, state: web::Data<AppState>, body: Body) -> V2Result {
+async fn create_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> V2Result {
     let project = authenticate(&req, true).await?;
-    let new = parse_new_user(object(body)?)?;
+    let new = parse_new_user(object(&req, payload).await?)?;
 
     // A taken email is answered before the deliberately slow hash; the unique index still
     // decides between concurrent creates.
@@ -431,10 +435,10 @@ async fn patch_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: Body,
+    payload: web::Payload,
 ) -> V2Result {
     let project = authenticate(&req, true).await?;
-    let body = object(body)?;
+    let body = object(&req, payload).await?;
     let mut problems = Problems::default();
     problems.only(&body, &["kyc_id", "user_id"], "");
     match body.get("user_id") {
@@ -487,9 +491,13 @@ async fn patch_user(
 
 /// `POST /v2/accounts` `{"user_id": "...", "account_type": "checking" | "savings"}`: opens an
 /// account for a user that has a `kyc_id` (else 409 `KYC_REQUIRED`).
-async fn open_account(req: HttpRequest, state: web::Data<AppState>, body: Body) -> V2Result {
+async fn open_account(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> V2Result {
     let project = authenticate(&req, true).await?;
-    let body = object(body)?;
+    let body = object(&req, payload).await?;
     let mut problems = Problems::default();
     problems.only(&body, &["user_id", "account_type"], "");
     let user = string_field(

@@ -130,8 +130,8 @@ impl ConnectionManager {
                 // WAL lets readers run beside the writer; busy_timeout makes writers queue
                 // instead of failing at once; foreign keys are off by default in SQLite.
                 conn.batch_execute(&format!(
-                    "PRAGMA journal_mode = WAL;\
-                     PRAGMA busy_timeout = {};\
+                    "PRAGMA busy_timeout = {};\
+                     PRAGMA journal_mode = WAL;\
                      PRAGMA foreign_keys = ON;\
                      PRAGMA synchronous = FULL;",
                     self.sqlite_busy_timeout_ms
@@ -187,6 +187,9 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
         // A check-out query on every request costs a round trip; broken connections are
         // found by `has_broken` instead.
         .test_on_check_out(false)
+        // Connections are opened as they are needed: start-up does not wait for a whole pool,
+        // and the CLI opens one.
+        .min_idle(Some(1))
         .idle_timeout(Some(Duration::from_secs(600)))
         .build(manager)
         .map_err(|e| format!("cannot open the connection pool: {e}"))
@@ -226,7 +229,8 @@ where
     actix_web::web::block(move || {
         let mut pooled = pool.get()?;
         let result = f(&mut pooled.conn);
-        if matches!(result, Err(Error::Unavailable)) {
+        // A connection that lost its server is dropped; one that met a busy SQLite is kept.
+        if matches!(result, Err(Error::Unavailable)) && pooled.conn.ping().is_err() {
             pooled.broken = true;
         }
         result

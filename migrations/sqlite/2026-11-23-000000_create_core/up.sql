@@ -1,5 +1,6 @@
 -- Same tables as migrations/postgres; SQLite compares TEXT bytewise already.
--- Timestamps are stored by diesel as text ("YYYY-MM-DD HH:MM:SS.ffffff"), which sorts in time order.
+-- Timestamps are stored by diesel as text ("YYYY-MM-DD HH:MM:SS" and a fraction of 0, 3, 6 or 9
+-- digits); the ISO layout sorts in time order.
 CREATE TABLE projects (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
