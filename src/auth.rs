@@ -52,6 +52,13 @@ enum Miss {
     Failed(Error),
 }
 
+/// The two halves of the key cache.
+#[derive(Clone)]
+struct Caches {
+    known: Cache<Uuid, Arc<ProjectKeys>>,
+    unknown: Cache<Uuid, ()>,
+}
+
 /// Projects' keys by `API_KEY_ID`, each for a short time; unknown key ids are remembered apart,
 /// so that a flood of made-up keys cannot push real projects out of the cache.
 ///
@@ -59,7 +66,7 @@ enum Miss {
 /// (`AUTH_CACHE_TTL_SECS`); 0 turns the cache off.
 #[derive(Clone)]
 pub struct AuthCache {
-    caches: Option<(Cache<Uuid, Arc<ProjectKeys>>, Cache<Uuid, ()>)>,
+    caches: Option<Caches>,
     loads: Arc<AtomicU64>,
 }
 
@@ -76,7 +83,7 @@ impl AuthCache {
                 .max_capacity(settings.auth_cache_capacity)
                 .time_to_live(ttl.min(UNKNOWN_KEY_TTL))
                 .build();
-            (known, unknown)
+            Caches { known, unknown }
         });
         AuthCache {
             caches,
@@ -108,7 +115,7 @@ impl AuthCache {
     /// The keys of a project, from the cache when it has them (no database round trip); `None`
     /// for a key id no project has.
     pub async fn get(&self, state: &AppState, id: Uuid) -> Result<Option<Arc<ProjectKeys>>> {
-        if let Some((known, unknown)) = &self.caches {
+        if let Some(Caches { known, unknown }) = &self.caches {
             if let Some(keys) = known.get(&id) {
                 return Ok(Some(keys));
             }
@@ -121,7 +128,7 @@ impl AuthCache {
         // Concurrent misses of one key wait for a single load (`try_get_with`), and only that
         // load takes a database connection.
         let loaded = web::block(move || match &this.caches {
-            Some((known, unknown)) => {
+            Some(Caches { known, unknown }) => {
                 let loaded = known.try_get_with(id, || this.load(&pool, &id));
                 if matches!(&loaded, Err(miss) if matches!(**miss, Miss::Unknown)) {
                     unknown.insert(id, ());
