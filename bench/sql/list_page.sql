@@ -1,0 +1,3 @@
+-- GET /api/v0/user/list?page=P: the server's deferred join (offset walked in the index only).
+-- tests/bench_sql.rs checks that this is exactly the server's SQL.
+SELECT "users"."id", "users"."issuer", "users"."identifier", "users"."identifier_normalized", "users"."enrolled", "users"."default_method", "users"."identifiers", "users"."created_at", "users"."updated_at", "users"."deleted_at" FROM "users" WHERE ("users"."id" = ANY(SELECT "page_ids"."id" FROM "users" AS "page_ids" WHERE ("page_ids"."issuer" = :issuer) ORDER BY "page_ids"."created_at" DESC, "page_ids"."id" DESC LIMIT :limit OFFSET :offset)) ORDER BY "users"."created_at" DESC, "users"."id" DESC;

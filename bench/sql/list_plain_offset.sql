@@ -1,0 +1,2 @@
+-- The plain OFFSET query a list could have used instead: the comparison for deep pages.
+SELECT "users"."id", "users"."issuer", "users"."identifier", "users"."identifier_normalized", "users"."enrolled", "users"."default_method", "users"."identifiers", "users"."created_at", "users"."updated_at", "users"."deleted_at" FROM "users" WHERE ("users"."issuer" = :issuer) ORDER BY "users"."created_at" DESC, "users"."id" DESC LIMIT :limit OFFSET :offset;

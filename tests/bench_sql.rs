@@ -1,0 +1,69 @@
+//! The benchmark's pgbench scripts (bench/sql) must issue exactly the SQL the server issues, so
+//! that `bench/run` compares the server with the database doing the same work.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{Backend, TestApp};
+use cotterd::users::{self, Identifier};
+use diesel::connection::{Connection, InstrumentationEvent};
+
+/// The statement of a pgbench script, with its `:variables` numbered `$1, $2, …` in order.
+fn script_sql(name: &str) -> String {
+    let path = format!("{}/bench/sql/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let statement: String = text
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let statement = statement.trim().trim_end_matches(';');
+    let mut out = String::new();
+    let mut n = 0;
+    let mut chars = statement.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            while chars.peek().is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                chars.next();
+            }
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn pgbench_scripts_issue_the_servers_sql() {
+    let app = TestApp::new(Backend::Postgres);
+    let keys = app.project("p");
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut conn = app.state.pool.get().unwrap();
+    let sink = seen.clone();
+    conn.conn()
+        .set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                let sql = query.to_string();
+                let sql = sql.split(" -- binds:").next().unwrap_or_default().to_owned();
+                sink.lock().unwrap().push(sql);
+            }
+        });
+
+    let id = Identifier::parse("a@b.co").unwrap();
+    users::find_by_identifier(conn.conn(), &keys.id, &id).unwrap();
+    users::insert(conn.conn(), &users::new_user(&keys.id, id, cotterd::time::now())).unwrap();
+    users::list_page(conn.conn(), &keys.id, 2000).unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            script_sql("get_by_identifier.sql"),
+            script_sql("create.sql"),
+            script_sql("list_page.sql"),
+        ]
+    );
+}
