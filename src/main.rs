@@ -163,7 +163,7 @@ fn serve(settings: Settings) -> Result<(), String> {
 
 fn migrate(settings: &Settings) -> Result<(), String> {
     // Connecting applies the pending migrations.
-    db::connect(settings)?;
+    db::connect_one(settings)?;
     println!("migrations are up to date");
     Ok(())
 }
@@ -172,11 +172,8 @@ fn with_conn(
     settings: &Settings,
     f: impl FnOnce(&mut DbConn) -> cotterd::error::Result<()>,
 ) -> Result<(), String> {
-    let pool = db::connect(settings)?;
-    let mut conn = pool
-        .get()
-        .map_err(|e| format!("cannot connect to the database: {e}"))?;
-    f(conn.conn()).map_err(|e| e.to_string())
+    let mut conn = db::connect_one(settings)?;
+    f(&mut conn).map_err(|e| e.to_string())
 }
 
 fn projects_command(conn: &mut DbConn, command: ProjectsCommand) -> cotterd::error::Result<()> {

@@ -24,7 +24,10 @@ fn script_sql(name: &str) -> String {
     let mut chars = statement.chars().peekable();
     while let Some(c) = chars.next() {
         if c == ':' && chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
-            while chars.peek().is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_') {
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+            {
                 chars.next();
             }
             n += 1;
@@ -47,14 +50,22 @@ fn pgbench_scripts_issue_the_servers_sql() {
         .set_instrumentation(move |event: InstrumentationEvent<'_>| {
             if let InstrumentationEvent::StartQuery { query, .. } = event {
                 let sql = query.to_string();
-                let sql = sql.split(" -- binds:").next().unwrap_or_default().to_owned();
+                let sql = sql
+                    .split(" -- binds:")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 sink.lock().unwrap().push(sql);
             }
         });
 
     let id = Identifier::parse("a@b.co").unwrap();
     users::find_by_identifier(conn.conn(), &keys.id, &id).unwrap();
-    users::insert(conn.conn(), &users::new_user(&keys.id, id, cotterd::time::now())).unwrap();
+    users::insert(
+        conn.conn(),
+        &users::new_user(&keys.id, id, cotterd::time::now()),
+    )
+    .unwrap();
     users::list_page(conn.conn(), &keys.id, 2000).unwrap();
 
     let seen = seen.lock().unwrap().clone();

@@ -169,10 +169,14 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// The connection pool.
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
-/// Creates the database (SQLite: the file and its folder) if needed, applies pending
-/// migrations and opens the pool.
-pub fn connect(settings: &Settings) -> Result<Pool, String> {
+/// Opens one connection (creating a SQLite file and its folder if needed) and applies pending
+/// migrations: what the administration commands use.
+pub fn connect_one(settings: &Settings) -> Result<DbConn, String> {
     let manager = ConnectionManager::new(settings)?;
+    open_migrated(&manager)
+}
+
+fn open_migrated(manager: &ConnectionManager) -> Result<DbConn, String> {
     if let Target::Sqlite(path) = manager.target() {
         create_parent_dir(path)?;
     }
@@ -180,16 +184,24 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
         .establish()
         .map_err(|e| format!("cannot connect to {}: {e}", manager.target().describe()))?;
     run_migrations(&mut conn)?;
-    drop(conn);
+    Ok(conn)
+}
+
+/// Creates the database (SQLite: the file and its folder) if needed, applies pending
+/// migrations and opens the pool.
+pub fn connect(settings: &Settings) -> Result<Pool, String> {
+    let manager = ConnectionManager::new(settings)?;
+    drop(open_migrated(&manager)?);
     r2d2::Pool::builder()
         .max_size(settings.db_pool_size)
         .connection_timeout(settings.db_pool_timeout())
         // A check-out query on every request costs a round trip; broken connections are
         // found by `has_broken` instead.
         .test_on_check_out(false)
-        // Connections are opened as they are needed: start-up does not wait for a whole pool,
-        // and the CLI opens one.
-        .min_idle(Some(1))
+        // Connections are opened when a request needs one, never in the background: start-up
+        // does not wait for a whole pool, and no connection attempt is left running at exit
+        // (libpq's teardown would race it).
+        .min_idle(Some(0))
         .idle_timeout(Some(Duration::from_secs(600)))
         .build(manager)
         .map_err(|e| format!("cannot open the connection pool: {e}"))
