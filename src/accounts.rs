@@ -34,31 +34,46 @@ pub enum Opened {
 
 /// Opens an account for the issuer's user, checking the user and its KYC reference in the same
 /// transaction as the insert.
+///
+/// The transaction starts with a write that changes nothing on the user's row: on PostgreSQL it
+/// locks the row, on SQLite it takes the write lock at once (a read-then-write transaction could
+/// fail to upgrade under WAL). Opens for one user are therefore serialised, and each account's
+/// `created_at` is kept after the previous one's, so "oldest first" is the order of opening.
 pub fn open(conn: &mut DbConn, issuer: &str, user_id: &Uuid, account_type: &str) -> Result<Opened> {
     conn.transaction(|conn| {
-        let kyc_id: Option<Option<String>> = users::table
+        let user = users::table
             .filter(users::issuer.eq(issuer))
-            .filter(users::id.eq(user_id.to_string()))
-            .select(users::kyc_id)
-            .first(conn)
-            .optional()?;
-        match kyc_id {
-            None => Ok(Opened::UserNotFound),
-            Some(None) => Ok(Opened::KycRequired),
-            Some(Some(_)) => {
-                let account = Account {
-                    id: Uuid::new_v4().to_string(),
-                    user_id: user_id.to_string(),
-                    issuer: issuer.to_owned(),
-                    account_type: account_type.to_owned(),
-                    created_at: crate::time::now(),
-                };
-                diesel::insert_into(accounts::table)
-                    .values(&account)
-                    .execute(conn)?;
-                Ok(Opened::Account(account))
-            }
+            .filter(users::id.eq(user_id.to_string()));
+        let matched = diesel::update(user.clone())
+            .set(users::kyc_id.eq(users::kyc_id))
+            .execute(conn)?;
+        if matched == 0 {
+            return Ok(Opened::UserNotFound);
         }
+        let kyc_id: Option<String> = user.select(users::kyc_id).first(conn)?;
+        if kyc_id.is_none() {
+            return Ok(Opened::KycRequired);
+        }
+        let last: Option<NaiveDateTime> = accounts::table
+            .filter(accounts::user_id.eq(user_id.to_string()))
+            .select(diesel::dsl::max(accounts::created_at))
+            .first(conn)?;
+        let now = crate::time::now();
+        let created_at = match last {
+            Some(last) if last >= now => last + chrono::Duration::microseconds(1),
+            _ => now,
+        };
+        let account = Account {
+            id: Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
+            issuer: issuer.to_owned(),
+            account_type: account_type.to_owned(),
+            created_at,
+        };
+        diesel::insert_into(accounts::table)
+            .values(&account)
+            .execute(conn)?;
+        Ok(Opened::Account(account))
     })
 }
 

@@ -18,9 +18,10 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
-/// Shortest password accepted, in characters (after NFKC normalisation).
-pub const MIN_PASSWORD_CHARS: usize = 8;
-/// Longest password accepted, in bytes, checked before any work is done on it.
+/// Shortest password accepted, in bytes, after NFKC normalisation.
+pub const MIN_PASSWORD_BYTES: usize = 8;
+/// Longest password accepted, in bytes as sent, checked before any work is done on it. (NFKC
+/// can make it up to 18 times longer, which hashing handles the same.)
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 fn argon2() -> Argon2<'static> {
@@ -65,15 +66,31 @@ pub struct Hasher {
     permits: Arc<Semaphore>,
     in_flight: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    running: Arc<AtomicUsize>,
+    peak_running: Arc<AtomicUsize>,
     capacity: usize,
 }
 
-/// Gives the place back when a hash finishes, fails or its request goes away.
-struct Place<'a>(&'a AtomicUsize);
+/// Counts one hash in `counter` for as long as it lives, recording the highest count in `peak`.
+/// It is moved into the blocking job, so the count stays right even if the request that started
+/// the job goes away while the hash runs.
+struct Counted {
+    counter: Arc<AtomicUsize>,
+}
 
-impl Drop for Place<'_> {
+impl Counted {
+    fn enter(counter: &Arc<AtomicUsize>, peak: &AtomicUsize) -> Self {
+        let now = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        peak.fetch_max(now, Ordering::AcqRel);
+        Counted {
+            counter: counter.clone(),
+        }
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -85,6 +102,8 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(concurrency)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             peak: Arc::new(AtomicUsize::new(0)),
+            running: Arc::new(AtomicUsize::new(0)),
+            peak_running: Arc::new(AtomicUsize::new(0)),
             capacity: concurrency + usize::try_from(settings.hash_queue).unwrap_or(usize::MAX),
         }
     }
@@ -97,6 +116,11 @@ impl Hasher {
     /// The most hashes that were ever running or waiting at once.
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::Acquire)
+    }
+
+    /// The most hashes that ever ran at once (never more than `HASH_CONCURRENCY`).
+    pub fn peak_running(&self) -> usize {
+        self.peak_running.load(Ordering::Acquire)
     }
 
     /// Running plus waiting hashes allowed at once.
@@ -116,15 +140,26 @@ impl Hasher {
             log::warn!("password hashing queue is full ({} places)", self.capacity);
             return Err(Error::Unavailable);
         };
-        let _place = Place(&self.in_flight);
+        // The place is already counted; this guard gives it back.
+        let place = Counted {
+            counter: self.in_flight.clone(),
+        };
         self.peak.fetch_max(before + 1, Ordering::AcqRel);
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Error::Internal("password hasher closed".into()))?;
         let password = normalize(password);
-        actix_web::web::block(move || hash_now(&password)).await?
+        let (running, peak_running) = (self.running.clone(), self.peak_running.clone());
+        actix_web::web::block(move || {
+            // Held by the job itself, released when the hash is done, not when the request is;
+            // dropped in this order, so the slot is counted free before it is handed on.
+            let _held = (Counted::enter(&running, &peak_running), permit, place);
+            hash_now(&password)
+        })
+        .await?
     }
 }
 

@@ -15,7 +15,7 @@ use crate::accounts::{self, Opened, ACCOUNT_TYPES};
 use crate::api::{read_json, StrictJson};
 use crate::auth::authenticate;
 use crate::error::{Error, V2Error};
-use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 use crate::users::{self, Identifier, NewProfileUser};
 use crate::{db, time, AppState};
 
@@ -238,23 +238,13 @@ fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
                         "PASSWORD_TOO_LONG",
                         format!("login.password must be at most {MAX_PASSWORD_BYTES} bytes"),
                     );
+                } else if passwords::normalize(raw).len() < MIN_PASSWORD_BYTES {
+                    problems.add(
+                        "PASSWORD_TOO_SHORT",
+                        format!("login.password must be at least {MIN_PASSWORD_BYTES} bytes"),
+                    );
                 } else {
-                    let normalized = passwords::normalize(raw);
-                    if normalized.len() > MAX_PASSWORD_BYTES {
-                        problems.add(
-                            "PASSWORD_TOO_LONG",
-                            format!("login.password must be at most {MAX_PASSWORD_BYTES} bytes"),
-                        );
-                    } else if normalized.chars().count() < MIN_PASSWORD_CHARS {
-                        problems.add(
-                            "PASSWORD_TOO_SHORT",
-                            format!(
-                                "login.password must be at least {MIN_PASSWORD_CHARS} characters"
-                            ),
-                        );
-                    } else {
-                        password = Some(raw.to_owned());
-                    }
+                    password = Some(raw.to_owned());
                 }
             }
         }
