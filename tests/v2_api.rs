@@ -560,7 +560,10 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
     .await;
     assert_eq!(written_id(&reply, StatusCode::OK), id);
     let after = row(&app, &id);
-    assert!(after.updated_at >= before.updated_at, "updated_at moves forward");
+    assert!(
+        after.updated_at >= before.updated_at,
+        "updated_at moves forward"
+    );
     let mut expected = before.clone();
     expected.kyc_id = Some("kyc_123".to_owned());
     expected.updated_at = after.updated_at;
