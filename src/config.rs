@@ -28,9 +28,10 @@ pub struct Settings {
     #[arg(long, global = true, env = "WORKERS", default_value_t = 0)]
     pub workers: usize,
 
-    /// Database connections kept in the pool.
-    #[arg(long, global = true, env = "DB_POOL_SIZE", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Database connections in the pool (0: four per CPU core). Many more costs read throughput
+    /// when the database shares the cores; fewer costs writes, which wait on commits.
+    #[arg(long, global = true, env = "DB_POOL_SIZE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub db_pool_size: u32,
 
     /// How long a request waits for a free database connection before it is answered
@@ -97,6 +98,14 @@ impl Settings {
     /// The pool checkout timeout as a duration.
     pub fn db_pool_timeout(&self) -> Duration {
         Duration::from_millis(self.db_pool_timeout_ms)
+    }
+
+    /// Connections in the pool, with `0` resolved against the CPU count.
+    pub fn db_pool_size(&self) -> u32 {
+        match self.db_pool_size {
+            0 => std::thread::available_parallelism().map_or(4, |n| n.get() as u32 * 4),
+            n => n,
+        }
     }
 
     /// Password hashes computed at once, with `0` resolved against the CPU count.

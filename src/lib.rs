@@ -64,8 +64,12 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(api::path_config())
-        // The query string is left out of the access log: it carries users' identifiers.
-        .wrap(middleware::Logger::new("%a \"%U\" %s %b %Dms"))
+        // The query string is left out of the access log: it carries users' identifiers. The
+        // logger is left out altogether when info lines are not logged.
+        .wrap(middleware::Condition::new(
+            log::log_enabled!(log::Level::Info),
+            middleware::Logger::new("%a \"%U\" %s %b %Dms"),
+        ))
         .configure(api::v0::routes)
         .configure(api::v2::routes)
         .default_service(web::to(api::not_found))

@@ -133,7 +133,15 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::open(settings)?;
     let bind_addr = state.settings.bind_addr.clone();
-    let workers = state.settings.workers;
+    let workers = match state.settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // Blocking threads run database calls (at most one per pooled connection) and password
+    // hashes (bounded by their own slots): more would only cost memory.
+    let blocking_threads =
+        (state.settings.db_pool_size() as usize + state.settings.hash_concurrency() + 2)
+            .div_ceil(workers);
     {
         let mut conn = state
             .pool
@@ -148,13 +156,11 @@ fn serve(settings: Settings) -> Result<(), String> {
     }
     log::info!("listening on http://{bind_addr}");
     actix_web::rt::System::new().block_on(async move {
-        let mut server = actix_web::HttpServer::new(move || cotterd::app(state.clone()))
+        actix_web::HttpServer::new(move || cotterd::app(state.clone()))
+            .workers(workers)
+            .worker_max_blocking_threads(blocking_threads)
             .bind(&bind_addr)
-            .map_err(|e| format!("cannot listen on {bind_addr}: {e}"))?;
-        if workers > 0 {
-            server = server.workers(workers);
-        }
-        server
+            .map_err(|e| format!("cannot listen on {bind_addr}: {e}"))?
             .run()
             .await
             .map_err(|e| format!("server failed: {e}"))

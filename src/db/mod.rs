@@ -193,7 +193,7 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
     let manager = ConnectionManager::new(settings)?;
     drop(open_migrated(&manager)?);
     r2d2::Pool::builder()
-        .max_size(settings.db_pool_size)
+        .max_size(settings.db_pool_size())
         .connection_timeout(settings.db_pool_timeout())
         // A check-out query on every request costs a round trip; broken connections are
         // found by `has_broken` instead.
