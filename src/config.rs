@@ -61,6 +61,34 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub max_body_bytes: u64,
 
+    /// How long `GET /readyz` waits for the database before answering 503, in milliseconds.
+    #[arg(long, global = true, env = "READY_TIMEOUT_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub ready_timeout_ms: u64,
+
+    /// How long a client may take to send a request's headers, in milliseconds; slower clients
+    /// get 408 and are disconnected.
+    #[arg(long, global = true, env = "HEADER_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub header_timeout_ms: u64,
+
+    /// How long a client may take to send a request's body, in milliseconds; slower clients get
+    /// 408.
+    #[arg(long, global = true, env = "BODY_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub body_timeout_ms: u64,
+
+    /// How long an idle keep-alive connection is kept open, in seconds (0: no keep-alive).
+    #[arg(long, global = true, env = "KEEP_ALIVE_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub keep_alive_secs: u64,
+
+    /// On SIGTERM or SIGINT: how long requests in flight may take to finish before the server
+    /// stops anyway, in seconds.
+    #[arg(long, global = true, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_secs: u64,
+
     /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
     /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
     #[arg(long, global = true, env = "HASH_CONCURRENCY", default_value_t = 0,

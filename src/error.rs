@@ -27,6 +27,9 @@ pub enum Error {
     /// 409: the resource already exists.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 408: the client took too long to send its body.
+    #[error("the request body took too long to arrive")]
+    RequestTimeout,
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -57,6 +60,7 @@ impl ResponseError for Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -179,6 +183,7 @@ impl From<Error> for V2Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Error::Conflict(_) => "CONFLICT",
+            Error::RequestTimeout => "REQUEST_TIMEOUT",
             Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
             Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Error::Unavailable => "SERVICE_UNAVAILABLE",

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod passwords;
 pub mod projects;
+pub mod request_id;
 pub mod time;
 pub mod users;
 
@@ -64,12 +65,14 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(api::path_config())
+        .wrap(middleware::from_fn(request_id::middleware))
         // The query string is left out of the access log: it carries users' identifiers. The
         // logger is left out altogether when info lines are not logged.
         .wrap(middleware::Condition::new(
             log::log_enabled!(log::Level::Info),
-            middleware::Logger::new("%a \"%U\" %s %b %Dms"),
+            middleware::Logger::new("%a \"%U\" %s %b %Dms request_id=%{x-request-id}o"),
         ))
+        .configure(api::health::routes)
         .configure(api::v0::routes)
         .configure(api::v2::routes)
         .default_service(web::to(api::not_found))

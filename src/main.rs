@@ -1,6 +1,9 @@
 //! The `cotterd` command: the server (default) and the administration commands.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::http::KeepAlive;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -133,6 +136,9 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> Result<(), String> {
     let state = AppState::open(settings)?;
     let bind_addr = state.settings.bind_addr.clone();
+    let header_timeout_ms = state.settings.header_timeout_ms;
+    let keep_alive_secs = state.settings.keep_alive_secs;
+    let shutdown_timeout_secs = state.settings.shutdown_timeout_secs;
     let workers = match state.settings.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -156,14 +162,26 @@ fn serve(settings: Settings) -> Result<(), String> {
     }
     log::info!("listening on http://{bind_addr}");
     actix_web::rt::System::new().block_on(async move {
+        // SIGTERM and SIGINT stop the server gracefully: it stops accepting, lets requests in
+        // flight finish (at most SHUTDOWN_TIMEOUT_SECS), then the pool is dropped and the
+        // process exits 0.
         actix_web::HttpServer::new(move || cotterd::app(state.clone()))
             .workers(workers)
             .worker_max_blocking_threads(blocking_threads)
+            .client_request_timeout(Duration::from_millis(header_timeout_ms))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .keep_alive(match keep_alive_secs {
+                0 => KeepAlive::Disabled,
+                secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+            })
+            .shutdown_timeout(shutdown_timeout_secs)
             .bind(&bind_addr)
             .map_err(|e| format!("cannot listen on {bind_addr}: {e}"))?
             .run()
             .await
-            .map_err(|e| format!("server failed: {e}"))
+            .map_err(|e| format!("server failed: {e}"))?;
+        log::info!("stopped");
+        Ok(())
     })
 }
 

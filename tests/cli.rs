@@ -193,7 +193,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(db: &TestDb) -> (Server, std::process::ChildStderr) {
+fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> (Server, std::process::ChildStderr) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -204,6 +204,7 @@ fn start_server(db: &TestDb) -> (Server, std::process::ChildStderr) {
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("WORKERS", "1")
         .env("RUST_LOG", "info")
+        .envs(extra_env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start cotterd");
@@ -238,7 +239,7 @@ fn http(port: u16, request: &str) -> (u16, String) {
 
 async fn serves_the_documented_curl_requests(backend: Backend) {
     let db = TestDb::new(backend);
-    let (server, stderr) = start_server(&db);
+    let (server, stderr) = start_server(&db, &[]);
     // With no project yet, the log says how to create one.
     let (lines, log) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -312,8 +313,118 @@ async fn serves_the_documented_curl_requests(backend: Backend) {
     drop(server);
 }
 
+/// SIGTERM with sign-ups in flight (each waiting its turn for the one hashing slot): every one
+/// of them completes, then the process exits 0.
+async fn sigterm_lets_requests_in_flight_finish(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        keys["api_key_id"].as_str().unwrap().to_owned(),
+        keys["api_secret_key"].as_str().unwrap().to_owned(),
+    );
+    let (mut server, _stderr) =
+        start_server(&db, &[("HASH_CONCURRENCY", "1"), ("RUST_LOG", "warn")]);
+    let port = server.port;
+    let in_flight: Vec<_> = (0..4)
+        .map(|i| {
+            let (id, secret) = (id.clone(), secret.clone());
+            std::thread::spawn(move || {
+                let body = format!(
+                    r#"{{"login": {{"email": "u{i}@example.com", "password": "correct horse"}}, "phone_number": "+15551234567", "first_name": "A", "last_name": "B"}}"#
+                );
+                http(
+                    port,
+                    &format!(
+                        "POST /v2/users HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}\r\n\
+                         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(30));
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for request in in_flight {
+        let (status, body) = request.join().unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// Clients that send headers or a body too slowly are answered 408 and cut off.
+async fn slow_clients_are_cut_off(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    let id = keys["api_key_id"].as_str().unwrap();
+    let (server, _stderr) =
+        start_server(&db, &[("HEADER_TIMEOUT_MS", "300"), ("RUST_LOG", "warn")]);
+    let read_all = |mut stream: TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    };
+
+    let started = Instant::now();
+    let mut headers = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    headers
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: loc")
+        .unwrap();
+    let response = read_all(headers);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    drop(server);
+    let (server, _stderr) = start_server(&db, &[("BODY_TIMEOUT_MS", "300"), ("RUST_LOG", "warn")]);
+    let started = Instant::now();
+    let mut body = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    body.write_all(
+        format!(
+            "POST /api/v0/user/create HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"identifier\""
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let response = read_all(body);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+    assert!(
+        response.contains(r#""type":"""#),
+        "in Cotter's error shape: {response}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 both_backends!(
     projects_and_secrets_commands,
     commands_reject_bad_input_clearly,
     serves_the_documented_curl_requests,
+    sigterm_lets_requests_in_flight_finish,
+    slow_clients_are_cut_off,
 );

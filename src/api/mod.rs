@@ -1,6 +1,7 @@
 //! The HTTP surfaces, and what they share: reading JSON bodies and query strings (after the key
 //! check) with every rejection in the API's error shape.
 
+pub mod health;
 pub mod v0;
 pub mod v2;
 
@@ -35,18 +36,21 @@ pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 
 /// Reads a request body that must be a JSON object of `T`'s shape: `Content-Type:
 /// application/json` (or `+json`), at most `MAX_BODY_BYTES` (counted after any decompression),
-/// an object rather than an array standing in for one. Handlers call it after the key check.
+/// arriving within `BODY_TIMEOUT_MS`, an object rather than an array standing in for one.
+/// Handlers call it after the key check.
 pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T> {
     if !is_json(req) {
         return Err(Error::UnsupportedMediaType);
     }
-    let limit = req
+    let settings = &req
         .app_data::<web::Data<AppState>>()
-        .map_or(0, |state| state.settings.max_body_bytes);
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let body = payload
-        .to_bytes_limited(limit)
+        .ok_or_else(|| Error::Internal("application state is missing".into()))?
+        .settings;
+    let limit = usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX);
+    let timeout = std::time::Duration::from_millis(settings.body_timeout_ms);
+    let body = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit))
         .await
+        .map_err(|_| Error::RequestTimeout)?
         .map_err(|_| Error::PayloadTooLarge(limit))?
         .map_err(|_| Error::BadRequest("could not read the request body".into()))?;
     parse_object(&body)

@@ -228,6 +228,15 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
     Ok(applied)
 }
 
+/// How many embedded migrations the database has not applied yet.
+pub fn pending_migrations(conn: &mut DbConn) -> Result<usize, String> {
+    match conn {
+        DbConn::Pg(c) => c.pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    }
+    .map_err(|e| format!("cannot read the applied migrations: {e}"))
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool.
 ///
 /// A pool that has no free connection within the checkout timeout answers

@@ -1,0 +1,41 @@
+//! Probes for load balancers and orchestrators. No keys needed; nothing about users is shown.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::{db, AppState};
+
+/// Registers `/healthz` and `/readyz`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// `GET /healthz`: 200 while the process serves requests; it does not touch the database.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the database answers within `READY_TIMEOUT_MS` and every migration
+/// is applied; 503 (with `Retry-After`) otherwise, so that a load balancer sends no traffic here.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let wait = Duration::from_millis(state.settings.ready_timeout_ms);
+    let check = db::run(&state.pool, |conn| {
+        db::pending_migrations(conn).map_err(Error::Internal)
+    });
+    let (ready, status) = match actix_web::rt::time::timeout(wait, check).await {
+        Ok(Ok(0)) => (true, "ready"),
+        Ok(Ok(_)) => (false, "migrations pending"),
+        Ok(Err(_)) | Err(_) => (false, "database unavailable"),
+    };
+    if ready {
+        HttpResponse::Ok().json(json!({"status": status}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(json!({"status": status}))
+    }
+}

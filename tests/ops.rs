@@ -1,0 +1,110 @@
+//! Operability through the real app: health and readiness probes, request ids.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::test::{init_service, TestRequest};
+
+use common::{get_by_identifier_req, send, Backend, TestApp};
+
+async fn probes_answer_without_keys(backend: Backend) {
+    let app = TestApp::new(backend);
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let health = send(&svc, TestRequest::get().uri("/healthz")).await;
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (StatusCode::OK, r#"{"status":"ok"}"#)
+    );
+    let ready = send(&svc, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(
+        (ready.status, ready.body.as_str()),
+        (StatusCode::OK, r#"{"status":"ready"}"#)
+    );
+}
+
+/// With every connection taken, /readyz answers 503 within its timeout and /healthz still 200.
+async fn readiness_follows_the_database(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| {
+        s.db_pool_size = 1;
+        s.db_pool_timeout_ms = 5_000;
+        s.ready_timeout_ms = 200;
+    });
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let held = app.state.pool.get().unwrap();
+    let started = Instant::now();
+    let ready = send(&svc, TestRequest::get().uri("/readyz")).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(ready.headers.get("retry-after").unwrap(), "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered within the ready timeout"
+    );
+    assert_eq!(
+        send(&svc, TestRequest::get().uri("/healthz")).await.status,
+        StatusCode::OK
+    );
+    drop(held);
+    // The abandoned check finishes in the background; readiness comes back.
+    let again = Instant::now();
+    while send(&svc, TestRequest::get().uri("/readyz")).await.status != StatusCode::OK {
+        assert!(again.elapsed() < Duration::from_secs(10));
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn request_ids_are_kept_or_made_and_echoed(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+
+    let given = send(
+        &svc,
+        get_by_identifier_req(&keys.id, "x@y.z").insert_header(("X-Request-Id", "trace-42")),
+    )
+    .await;
+    assert_eq!(given.headers.get("x-request-id").unwrap(), "trace-42");
+
+    let made = send(&svc, TestRequest::get().uri("/healthz")).await;
+    let id = made.headers.get("x-request-id").unwrap().to_str().unwrap();
+    uuid::Uuid::parse_str(id).expect("a generated id is a UUID");
+
+    // Errors carry one too, and an id that could forge a log line is replaced.
+    let refused = send(
+        &svc,
+        TestRequest::get()
+            .uri("/api/v0/user?identifier=x")
+            .insert_header(("X-Request-Id", "a b\tc")),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let id = refused
+        .headers
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_ne!(id, "a b\tc");
+    uuid::Uuid::parse_str(id).unwrap();
+    let long = "x".repeat(200);
+    let replaced = send(
+        &svc,
+        TestRequest::get()
+            .uri("/healthz")
+            .insert_header(("X-Request-Id", long.as_str())),
+    )
+    .await;
+    assert_ne!(replaced.headers.get("x-request-id").unwrap(), long.as_str());
+}
+
+both_backends!(
+    probes_answer_without_keys,
+    readiness_follows_the_database,
+    request_ids_are_kept_or_made_and_echoed,
+);
