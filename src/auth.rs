@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::limits::Budget;
 use crate::{db, projects, AppState};
 
 /// Header naming the project.
@@ -154,8 +155,13 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 }
 
 /// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when `need_secret` or when
-/// the project requires it on every route.
-pub async fn authenticate(req: &HttpRequest, need_secret: bool) -> Result<Arc<ProjectKeys>> {
+/// the project requires it on every route; then spends one unit of the project's `budget`
+/// (429 when it is spent).
+pub async fn authenticate(
+    req: &HttpRequest,
+    need_secret: bool,
+    budget: Budget,
+) -> Result<Arc<ProjectKeys>> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal("application state is missing".into()))?;
@@ -177,5 +183,6 @@ pub async fn authenticate(req: &HttpRequest, need_secret: bool) -> Result<Arc<Pr
             ));
         }
     }
+    state.limits.check(&keys.issuer, budget)?;
     Ok(keys)
 }

@@ -89,6 +89,18 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
 
+    /// Reads (get, list) a project may make per second on average, with bursts of twice that;
+    /// past it the answer is 429 with `Retry-After`. 0 turns the limit off.
+    #[arg(long, global = true, env = "RATE_LIMIT_READS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub rate_limit_reads: u32,
+
+    /// Writes (creates, KYC updates, account opens) a project may make per second on average,
+    /// with bursts of twice that. 0 turns the limit off.
+    #[arg(long, global = true, env = "RATE_LIMIT_WRITES", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub rate_limit_writes: u32,
+
     /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
     /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
     #[arg(long, global = true, env = "HASH_CONCURRENCY", default_value_t = 0,

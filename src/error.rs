@@ -30,6 +30,9 @@ pub enum Error {
     /// 408: the client took too long to send its body.
     #[error("the request body took too long to arrive")]
     RequestTimeout,
+    /// 429: the project spent its budget; retry after this many seconds.
+    #[error("rate limit exceeded for this project; retry after {0} s")]
+    RateLimited(u64),
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -52,6 +55,17 @@ struct ErrorBody<'a> {
     kind: &'a str,
 }
 
+impl Error {
+    /// The `Retry-After` seconds this error asks for, if any.
+    pub fn retry_after(&self) -> Option<String> {
+        match self {
+            Error::Unavailable => Some(RETRY_AFTER_SECS.to_owned()),
+            Error::RateLimited(secs) => Some(secs.to_string()),
+            _ => None,
+        }
+    }
+}
+
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -61,6 +75,7 @@ impl ResponseError for Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -73,8 +88,8 @@ impl ResponseError for Error {
             log::error!("internal error: {detail}");
         }
         let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, Error::Unavailable) {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        if let Some(secs) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, secs));
         }
         let msg = self.to_string();
         response.json(ErrorBody {
@@ -128,6 +143,8 @@ pub struct V2Error {
     pub status: StatusCode,
     pub codes: Vec<&'static str>,
     pub msg: String,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<String>,
 }
 
 impl V2Error {
@@ -137,6 +154,7 @@ impl V2Error {
             status,
             codes: vec![code],
             msg: msg.into(),
+            retry_after: None,
         }
     }
 
@@ -165,8 +183,8 @@ impl ResponseError for V2Error {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        if let Some(secs) = &self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs.as_str()));
         }
         response.json(V2ErrorBody {
             error_codes: &self.codes,
@@ -184,6 +202,7 @@ impl From<Error> for V2Error {
             Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Error::Conflict(_) => "CONFLICT",
             Error::RequestTimeout => "REQUEST_TIMEOUT",
+            Error::RateLimited(_) => "RATE_LIMITED",
             Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
             Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
@@ -192,7 +211,10 @@ impl From<Error> for V2Error {
                 "INTERNAL_ERROR"
             }
         };
-        V2Error::new(err.status_code(), code, err.to_string())
+        V2Error {
+            retry_after: err.retry_after(),
+            ..V2Error::new(err.status_code(), code, err.to_string())
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod passwords;
 pub mod projects;
 pub mod request_id;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub pool: Pool,
     pub auth: AuthCache,
     pub hasher: passwords::Hasher,
+    pub limits: limits::RateLimits,
     pub settings: Settings,
 }
 
@@ -44,6 +46,7 @@ impl AppState {
         AppState {
             auth: AuthCache::new(&settings),
             hasher: passwords::Hasher::new(&settings),
+            limits: limits::RateLimits::new(&settings),
             pool,
             settings,
         }

@@ -103,7 +103,84 @@ async fn request_ids_are_kept_or_made_and_echoed(backend: Backend) {
     assert_ne!(replaced.headers.get("x-request-id").unwrap(), long.as_str());
 }
 
+/// Budgets are per project and per kind: a project past its read budget gets 429 with
+/// Retry-After (in each API's shape), while its writes and other projects go on; a spoofed
+/// X-Forwarded-For changes nothing.
+async fn rate_limits_are_per_project_and_per_budget(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| {
+        s.rate_limit_reads = 2;
+        s.rate_limit_writes = 1;
+    });
+    let a = app.project("a");
+    let b = app.project("b");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+
+    // A burst of twice the rate is allowed, then the budget is spent.
+    for i in 0..4 {
+        let reply = send(
+            &svc,
+            get_by_identifier_req(&a.id, "x@y.z")
+                .insert_header(("X-Forwarded-For", format!("10.0.0.{i}"))),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "request {i}");
+    }
+    let limited = send(
+        &svc,
+        get_by_identifier_req(&a.id, "x@y.z").insert_header(("X-Forwarded-For", "192.0.2.77")),
+    )
+    .await;
+    let msg = limited.assert_error(StatusCode::TOO_MANY_REQUESTS);
+    assert!(msg.contains("rate limit"), "{msg}");
+    let retry: u64 = limited
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    let v2 = send(
+        &svc,
+        TestRequest::get()
+            .uri(&format!("/v2/users/{}", uuid::Uuid::new_v4()))
+            .insert_header(("API_KEY_ID", a.id.as_str()))
+            .insert_header(("API_SECRET_KEY", a.secret.as_str())),
+    )
+    .await;
+    assert_eq!(v2.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        v2.json()["error_codes"],
+        serde_json::json!(["RATE_LIMITED"])
+    );
+    assert!(v2.headers.get("retry-after").is_some());
+
+    // Writes have their own budget; other projects their own.
+    assert_eq!(
+        send(&svc, common::create_req(&a.id, "w@y.z")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&svc, get_by_identifier_req(&b.id, "x@y.z"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(app.state.limits.rejected(), 2);
+
+    // The budget refills at the rate.
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        send(&svc, get_by_identifier_req(&a.id, "x@y.z"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
 both_backends!(
+    rate_limits_are_per_project_and_per_budget,
     probes_answer_without_keys,
     readiness_follows_the_database,
     request_ids_are_kept_or_made_and_echoed,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::api::{method_not_allowed, read_json, read_query};
 use crate::auth::authenticate;
 use crate::error::{Error, Result};
+use crate::limits::Budget;
 use crate::users::{self, Identifier, UserJson, MAX_PAGE};
 use crate::{db, time, AppState};
 
@@ -52,7 +53,7 @@ async fn create_user(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false).await?;
+    let project = authenticate(&req, false, Budget::Write).await?;
     let body: CreateUser = read_json(&req, payload).await?;
     let identifier = Identifier::parse(&body.identifier)?;
     let user = users::new_user(&project.issuer, identifier, time::now());
@@ -78,7 +79,7 @@ async fn get_user_by_identifier(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false).await?;
+    let project = authenticate(&req, false, Budget::Read).await?;
     let query: IdentifierQuery = read_query(&req)?;
     let raw = query
         .identifier
@@ -98,7 +99,7 @@ async fn get_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false).await?;
+    let project = authenticate(&req, false, Budget::Read).await?;
     let id = Uuid::try_parse(&path).map_err(|_| Error::NotFound("user not found"))?;
     let user = db::run(&state.pool, move |conn| {
         users::find_by_id(conn, &project.issuer, &id)
@@ -128,7 +129,7 @@ fn parse_page(raw: Option<&str>) -> Result<i64> {
 /// `GET /api/v0/user/list?page=N`: 50 of the caller's users, newest first; `[]` past the end.
 /// Needs `API_SECRET_KEY`.
 async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
-    let project = authenticate(&req, true).await?;
+    let project = authenticate(&req, true, Budget::Read).await?;
     let query: PageQuery = read_query(&req)?;
     let page = parse_page(query.page.as_deref())?;
     let page = db::run(&state.pool, move |conn| {

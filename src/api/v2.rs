@@ -15,6 +15,7 @@ use crate::accounts::{self, Opened, ACCOUNT_TYPES};
 use crate::api::{read_json, StrictJson};
 use crate::auth::authenticate;
 use crate::error::{Error, V2Error};
+use crate::limits::Budget;
 use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 use crate::users::{self, Identifier, NewProfileUser};
 use crate::{db, time, AppState};
@@ -103,6 +104,7 @@ impl Problems {
             status: StatusCode::BAD_REQUEST,
             codes: self.codes,
             msg: self.messages.join("; "),
+            retry_after: None,
         })
     }
 }
@@ -327,7 +329,7 @@ async fn create_user(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> V2Result {
-    let project = authenticate(&req, true).await?;
+    let project = authenticate(&req, true, Budget::Write).await?;
     let new = parse_new_user(object(&req, payload).await?)?;
 
     // A taken email is answered before the deliberately slow hash; the unique index still
@@ -393,7 +395,7 @@ async fn get_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> V2Result {
-    let project = authenticate(&req, true).await?;
+    let project = authenticate(&req, true, Budget::Read).await?;
     let id = user_id(&path)?;
     let found = db::run(&state.pool, move |conn| {
         let Some((user, profile)) = users::find_with_profile(conn, &project.issuer, &id)? else {
@@ -427,7 +429,7 @@ async fn patch_user(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> V2Result {
-    let project = authenticate(&req, true).await?;
+    let project = authenticate(&req, true, Budget::Write).await?;
     let body = object(&req, payload).await?;
     let mut problems = Problems::default();
     problems.only(&body, &["kyc_id", "user_id"], "");
@@ -486,7 +488,7 @@ async fn open_account(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> V2Result {
-    let project = authenticate(&req, true).await?;
+    let project = authenticate(&req, true, Budget::Write).await?;
     let body = object(&req, payload).await?;
     let mut problems = Problems::default();
     problems.only(&body, &["user_id", "account_type"], "");

@@ -157,10 +157,13 @@ impl Drop for TestDb {
     }
 }
 
-/// Settings for tests: a small pool, and the defaults otherwise.
+/// Settings for tests: a small pool, no rate limits (tests/ops.rs tests them), and the defaults
+/// otherwise.
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = Settings::with_database(&db.url);
     settings.db_pool_size = 4;
+    settings.rate_limit_reads = 0;
+    settings.rate_limit_writes = 0;
     settings
 }
 

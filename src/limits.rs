@@ -1,0 +1,81 @@
+//! Per-project rate limits (the MIT `governor` crate's GCRA), with separate budgets for writes
+//! and reads, so that one project's burst of sign-ups cannot starve its own (or anyone's) reads.
+//!
+//! Limits are keyed by the authenticated project, never by address: a spoofed
+//! `X-Forwarded-For` changes nothing, and unknown keys never reach a limiter, so the limiters
+//! hold at most one entry per project.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+
+/// Which budget a request spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Reads: get, list.
+    Read,
+    /// Writes: creating users, setting a KYC reference, opening accounts.
+    Write,
+}
+
+/// The two budgets of every project.
+#[derive(Clone)]
+pub struct RateLimits {
+    reads: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    writes: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    clock: DefaultClock,
+    rejected: Arc<AtomicU64>,
+}
+
+/// A limiter allowing `per_second` on average and bursts of `per_second * 2`; `None` when 0.
+fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+    Some(Arc::new(DefaultKeyedRateLimiter::dashmap(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+impl RateLimits {
+    /// Limits sized by `RATE_LIMIT_READS` and `RATE_LIMIT_WRITES` (per second per project).
+    pub fn new(settings: &Settings) -> Self {
+        RateLimits {
+            reads: limiter(settings.rate_limit_reads),
+            writes: limiter(settings.rate_limit_writes),
+            clock: DefaultClock::default(),
+            rejected: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Spends one unit of the project's budget, or says how long to wait (429).
+    pub fn check(&self, project: &str, budget: Budget) -> Result<()> {
+        let limiter = match budget {
+            Budget::Read => &self.reads,
+            Budget::Write => &self.writes,
+        };
+        let Some(limiter) = limiter else {
+            return Ok(());
+        };
+        match limiter.check_key(&project.to_owned()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                let wait = not_until.wait_time_from(self.clock.now());
+                // Whole seconds, rounded up: what Retry-After can say.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Err(Error::RateLimited(secs.max(1)))
+            }
+        }
+    }
+
+    /// Requests refused so far (for metrics).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
