@@ -101,6 +101,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_writes: u32,
 
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
+    #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
     /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
     #[arg(long, global = true, env = "HASH_CONCURRENCY", default_value_t = 0,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod passwords;
 pub mod projects;
 pub mod request_id;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub auth: AuthCache,
     pub hasher: passwords::Hasher,
     pub limits: limits::RateLimits,
+    pub metrics: metrics::Metrics,
     pub settings: Settings,
 }
 
@@ -43,10 +45,12 @@ impl AppState {
 
     /// Builds the state around an existing pool.
     pub fn with_pool(pool: Pool, settings: Settings) -> Self {
+        let metrics = metrics::Metrics::new();
         AppState {
+            limits: limits::RateLimits::new(&settings, metrics.rate_limited.clone()),
+            metrics,
             auth: AuthCache::new(&settings),
             hasher: passwords::Hasher::new(&settings),
-            limits: limits::RateLimits::new(&settings),
             pool,
             settings,
         }
@@ -68,6 +72,7 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(api::path_config())
+        .wrap(middleware::from_fn(metrics::middleware))
         .wrap(middleware::from_fn(request_id::middleware))
         // The query string is left out of the access log: it carries users' identifiers. The
         // logger is left out altogether when info lines are not logged.
@@ -76,6 +81,7 @@ pub fn app(
             middleware::Logger::new("%a \"%U\" %s %b %Dms request_id=%{x-request-id}o"),
         ))
         .configure(api::health::routes)
+        .route("/metrics", web::get().to(metrics::export))
         .configure(api::v0::routes)
         .configure(api::v2::routes)
         .default_service(web::to(api::not_found))

@@ -31,6 +31,7 @@ pub struct RateLimits {
     writes: Option<Arc<DefaultKeyedRateLimiter<String>>>,
     clock: DefaultClock,
     rejected: Arc<AtomicU64>,
+    counter: prometheus::IntCounterVec,
 }
 
 /// A limiter allowing `per_second` on average and bursts of `per_second * 2`; `None` when 0.
@@ -43,13 +44,15 @@ fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
 }
 
 impl RateLimits {
-    /// Limits sized by `RATE_LIMIT_READS` and `RATE_LIMIT_WRITES` (per second per project).
-    pub fn new(settings: &Settings) -> Self {
+    /// Limits sized by `RATE_LIMIT_READS` and `RATE_LIMIT_WRITES` (per second per project),
+    /// counting refusals in `counter` (labelled by budget).
+    pub fn new(settings: &Settings, counter: prometheus::IntCounterVec) -> Self {
         RateLimits {
             reads: limiter(settings.rate_limit_reads),
             writes: limiter(settings.rate_limit_writes),
             clock: DefaultClock::default(),
             rejected: Arc::new(AtomicU64::new(0)),
+            counter,
         }
     }
 
@@ -66,6 +69,11 @@ impl RateLimits {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
+                let label = match budget {
+                    Budget::Read => "read",
+                    Budget::Write => "write",
+                };
+                self.counter.with_label_values(&[label]).inc();
                 let wait = not_until.wait_time_from(self.clock.now());
                 // Whole seconds, rounded up: what Retry-After can say.
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -118,6 +118,11 @@ impl Hasher {
         self.peak.load(Ordering::Acquire)
     }
 
+    /// Hashes running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
     /// The most hashes that ever ran at once (never more than `HASH_CONCURRENCY`).
     pub fn peak_running(&self) -> usize {
         self.peak_running.load(Ordering::Acquire)

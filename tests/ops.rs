@@ -179,7 +179,86 @@ async fn rate_limits_are_per_project_and_per_budget(backend: Backend) {
     );
 }
 
+/// Metrics count requests by route template (never a raw path or identifier), time them, and
+/// show the pool, the hashing queue, refusals and key loads.
+async fn metrics_use_route_templates(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| s.rate_limit_reads = 1);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let secret_id = uuid::Uuid::new_v4();
+    let by_id = TestRequest::get()
+        .uri(&format!("/api/v0/user/{secret_id}"))
+        .insert_header(("API_KEY_ID", keys.id.as_str()));
+    assert_eq!(send(&svc, by_id).await.status, StatusCode::NOT_FOUND);
+    send(&svc, get_by_identifier_req(&keys.id, "private@example.com")).await;
+    for _ in 0..3 {
+        send(&svc, get_by_identifier_req(&keys.id, "private@example.com")).await;
+    }
+    send(&svc, TestRequest::get().uri("/no/such/path/123")).await;
+    send(
+        &svc,
+        TestRequest::default()
+            .method(actix_web::http::Method::from_bytes(b"BREW").unwrap())
+            .uri("/healthz"),
+    )
+    .await;
+
+    let reply = send(&svc, TestRequest::get().uri("/metrics")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let text = reply.body;
+    for expected in [
+        r#"cotterd_http_requests_total{method="GET",route="/api/v0/user/{client_user_id}",status="404"} 1"#,
+        r#"cotterd_http_requests_total{method="GET",route="/api/v0/user",status="429"} 3"#,
+        r#"cotterd_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"cotterd_http_requests_total{method="other","#,
+        r#"cotterd_http_request_duration_seconds_bucket{route="/api/v0/user","#,
+        r#"cotterd_rate_limited_total{budget="read"} 3"#,
+        "cotterd_auth_key_loads_total 1",
+        "cotterd_db_pool_connections ",
+        "cotterd_db_pool_in_use 0",
+        "cotterd_db_pool_waiting 0",
+        "cotterd_password_hash_queue_depth 0",
+        "cotterd_password_hashes_running 0",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    for private in [
+        secret_id.to_string().as_str(),
+        "private",
+        "/no/such",
+        keys.id.as_str(),
+    ] {
+        assert!(!text.contains(private), "{private} leaked into the metrics");
+    }
+}
+
+async fn metrics_can_require_a_token(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| s.metrics_token = Some("s3cret-token".into()));
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let denied = send(&svc, TestRequest::get().uri("/metrics")).await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    let wrong = send(
+        &svc,
+        TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("Authorization", "Bearer nope")),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let ok = send(
+        &svc,
+        TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("Authorization", "Bearer s3cret-token")),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.body.contains("cotterd_http_requests_total"));
+}
+
 both_backends!(
+    metrics_use_route_templates,
+    metrics_can_require_a_token,
     rate_limits_are_per_project_and_per_budget,
     probes_answer_without_keys,
     readiness_follows_the_database,

@@ -237,6 +237,23 @@ pub fn pending_migrations(conn: &mut DbConn) -> Result<usize, String> {
     .map_err(|e| format!("cannot read the applied migrations: {e}"))
 }
 
+/// Requests waiting for a pooled connection right now, in this process.
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many requests are waiting for a pooled connection (for metrics).
+pub fn waiting() -> usize {
+    WAITING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Checks a connection out of the pool, counted in [`waiting`] while it waits.
+fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>> {
+    use std::sync::atomic::Ordering;
+    WAITING.fetch_add(1, Ordering::Relaxed);
+    let conn = pool.get();
+    WAITING.fetch_sub(1, Ordering::Relaxed);
+    Ok(conn?)
+}
+
 /// Runs `f` with a pooled connection on the blocking thread pool.
 ///
 /// A pool that has no free connection within the checkout timeout answers
@@ -248,7 +265,7 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut pooled = pool.get()?;
+        let mut pooled = checkout(&pool)?;
         let result = f(&mut pooled.conn);
         // A connection that lost its server is dropped; one that met a busy SQLite is kept.
         if matches!(result, Err(Error::Unavailable)) && pooled.conn.ping().is_err() {

@@ -1,0 +1,194 @@
+//! Prometheus metrics: requests by route template, method and status, latency per route, the
+//! pool, the password-hashing queue, rate-limit refusals and key-cache loads, served as text at
+//! `GET /metrics` (optionally behind `METRICS_TOKEN`).
+//!
+//! Labels are route templates (`/api/v0/user/{client_user_id}`), never raw paths, and methods
+//! outside the usual few are counted as `other`: nothing a client sends can grow the series.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use subtle::ConstantTimeEq;
+
+use crate::{db, AppState};
+
+/// Every series the server exports, in its own registry (one per application state).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pub rate_limited: IntCounterVec,
+    key_loads: IntCounter,
+    pool_connections: IntGauge,
+    pool_in_use: IntGauge,
+    pool_waiting: IntGauge,
+    hash_running: IntGauge,
+    hash_waiting: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    /// The server's metrics, registered in a new registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            register(&registry, IntGauge::new(name, help).expect("valid gauge"))
+        };
+        Metrics {
+            requests: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new("cotterd_http_requests_total", "HTTP requests answered"),
+                    &["route", "method", "status"],
+                )
+                .expect("valid counter"),
+            ),
+            latency: register(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "cotterd_http_request_duration_seconds",
+                        "Time from request to response head, by route",
+                    ),
+                    &["route"],
+                )
+                .expect("valid histogram"),
+            ),
+            rate_limited: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "cotterd_rate_limited_total",
+                        "Requests refused with 429, by budget",
+                    ),
+                    &["budget"],
+                )
+                .expect("valid counter"),
+            ),
+            key_loads: register(
+                &registry,
+                IntCounter::new(
+                    "cotterd_auth_key_loads_total",
+                    "Project keys read from the database (cache misses)",
+                )
+                .expect("valid counter"),
+            ),
+            pool_connections: gauge("cotterd_db_pool_connections", "Open database connections"),
+            pool_in_use: gauge("cotterd_db_pool_in_use", "Database connections in use"),
+            pool_waiting: gauge(
+                "cotterd_db_pool_waiting",
+                "Requests waiting for a database connection",
+            ),
+            hash_running: gauge("cotterd_password_hashes_running", "Password hashes running"),
+            hash_waiting: gauge(
+                "cotterd_password_hash_queue_depth",
+                "Password hashes waiting for a slot",
+            ),
+            registry,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The label of a method: the usual ones by name, anything else `other`.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Counts and times every request by its route template.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.metrics.clone());
+    let method = method_label(req.method());
+    let started = std::time::Instant::now();
+    let res = next.call(req).await?;
+    if let Some(metrics) = metrics {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let status = res.status();
+        metrics
+            .requests
+            .with_label_values(&[route.as_str(), method, status.as_str()])
+            .inc();
+        metrics
+            .latency
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(res)
+}
+
+/// Whether the request may read the metrics: always without `METRICS_TOKEN`, else only with
+/// `Authorization: Bearer <token>` (compared in constant time).
+fn allowed(req: &HttpRequest, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn export(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !allowed(&req, state.settings.metrics_token.as_deref()) {
+        return HttpResponse::Unauthorized()
+            .insert_header(("WWW-Authenticate", "Bearer"))
+            .json(serde_json::json!({"msg": "a valid metrics token is required", "type": ""}));
+    }
+    let m = &state.metrics;
+    let pool = state.pool.state();
+    m.pool_connections.set(i64::from(pool.connections));
+    m.pool_in_use
+        .set(i64::from(pool.connections - pool.idle_connections));
+    m.pool_waiting.set(db::waiting() as i64);
+    let running = state.hasher.running();
+    m.hash_running.set(running as i64);
+    m.hash_waiting
+        .set(state.hasher.in_flight().saturating_sub(running) as i64);
+    let loads = state.auth.loads();
+    m.key_loads.inc_by(loads.saturating_sub(m.key_loads.get()));
+
+    let mut body = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {
+        log::error!("cannot encode metrics: {e}");
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
