@@ -421,10 +421,102 @@ async fn slow_clients_are_cut_off(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Two server processes on one database behave as one: racing duplicate creates leave one
+/// user, and pages read from either server together hold every user exactly once.
+async fn two_instances_behave_as_one(backend: Backend) {
+    let db = TestDb::new(backend);
+    let out = stdout(&cotterd(
+        &db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        keys["api_key_id"].as_str().unwrap().to_owned(),
+        keys["api_secret_key"].as_str().unwrap().to_owned(),
+    );
+    let (a, _a_log) = start_server(&db, &[("RUST_LOG", "warn")]);
+    let (b, _b_log) = start_server(&db, &[("RUST_LOG", "warn")]);
+    let ports = [a.port, b.port];
+    let create = move |port: u16, key: &str, identifier: &str| {
+        let body = format!(r#"{{"identifier": "{identifier}"}}"#);
+        http(
+            port,
+            &format!(
+                "POST /api/v0/user/create HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {key}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+
+    let racers: Vec<_> = (0..12)
+        .map(|i| {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                create(
+                    ports[i % 2],
+                    &id,
+                    if i % 3 == 0 {
+                        "Race@Example.com"
+                    } else {
+                        "race@example.com"
+                    },
+                )
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = racers.into_iter().map(|r| r.join().unwrap().0).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        11,
+        "{statuses:?}"
+    );
+
+    for i in 0..59 {
+        assert_eq!(
+            create(ports[i % 2], &id, &format!("user{i}@example.com")).0,
+            200
+        );
+    }
+    let page = |port: u16, page: u32| -> Vec<Value> {
+        let (status, body) = http(
+            port,
+            &format!(
+                "GET /api/v0/user/list?page={page} HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\n\
+                 API_SECRET_KEY: {secret}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = page(a.port, 0);
+    let second = page(b.port, 1);
+    assert_eq!((first.len(), second.len()), (50, 10));
+    assert_eq!(page(b.port, 0), first, "both servers list the same page");
+    let mut ids: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|u| u["ID"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "every user exactly once");
+}
+
 both_backends!(
     projects_and_secrets_commands,
     commands_reject_bad_input_clearly,
     serves_the_documented_curl_requests,
     sigterm_lets_requests_in_flight_finish,
     slow_clients_are_cut_off,
+    two_instances_behave_as_one,
 );
