@@ -31,6 +31,19 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
+/// A new project made with the CLI: its API_KEY_ID and API_SECRET_KEY.
+fn new_project(db: &TestDb) -> (String, String) {
+    let out = stdout(&cotterd(
+        db,
+        &["projects", "create", "--name", "Demo", "--json"],
+    ));
+    let keys: Value = serde_json::from_str(&out).unwrap();
+    (
+        keys["api_key_id"].as_str().unwrap().to_owned(),
+        keys["api_secret_key"].as_str().unwrap().to_owned(),
+    )
+}
+
 fn live_hashes(db: &TestDb, project: &str) -> Vec<[u8; 32]> {
     let state = cotterd::AppState::open(common::test_settings(db)).unwrap();
     let mut conn = state.pool.get().unwrap();
@@ -46,12 +59,14 @@ async fn projects_and_secrets_commands(backend: Backend) {
         &db,
         &["projects", "create", "--name", "Demo", "--json"],
     ));
-    assert_eq!(out.lines().count(), 1, "{out}");
     let keys: Value = serde_json::from_str(&out).unwrap();
-    let fields: Vec<&String> = keys.as_object().unwrap().keys().collect();
-    assert_eq!(fields, ["api_key_id", "api_secret_key"]);
     let id = keys["api_key_id"].as_str().unwrap().to_owned();
     let first = keys["api_secret_key"].as_str().unwrap().to_owned();
+    // Exactly the documented line, keys in that order, spaced as documented.
+    assert_eq!(
+        out,
+        format!("{{\"api_key_id\": \"{id}\", \"api_secret_key\": \"{first}\"}}\n")
+    );
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().to_string(), id);
     assert!(first.starts_with(projects::SECRET_PREFIX) && first.len() >= 64);
     assert!(projects::secret_matches(&first, &live_hashes(&db, &id)));
@@ -257,15 +272,7 @@ async fn serves_the_documented_curl_requests(backend: Backend) {
         seen.push_str(&line);
     }
 
-    let out = stdout(&cotterd(
-        &db,
-        &["projects", "create", "--name", "Demo", "--json"],
-    ));
-    let keys: Value = serde_json::from_str(&out).unwrap();
-    let (id, secret) = (
-        keys["api_key_id"].as_str().unwrap(),
-        keys["api_secret_key"].as_str().unwrap(),
-    );
+    let (id, secret) = new_project(&db);
 
     let body = r#"{"identifier": "hello@gmail.com"}"#;
     let (status, created) = http(
@@ -317,15 +324,7 @@ async fn serves_the_documented_curl_requests(backend: Backend) {
 /// of them completes, then the process exits 0.
 async fn sigterm_lets_requests_in_flight_finish(backend: Backend) {
     let db = TestDb::new(backend);
-    let out = stdout(&cotterd(
-        &db,
-        &["projects", "create", "--name", "Demo", "--json"],
-    ));
-    let keys: Value = serde_json::from_str(&out).unwrap();
-    let (id, secret) = (
-        keys["api_key_id"].as_str().unwrap().to_owned(),
-        keys["api_secret_key"].as_str().unwrap().to_owned(),
-    );
+    let (id, secret) = new_project(&db);
     let (mut server, _stderr) =
         start_server(&db, &[("HASH_CONCURRENCY", "1"), ("RUST_LOG", "warn")]);
     let port = server.port;
@@ -374,12 +373,7 @@ async fn sigterm_lets_requests_in_flight_finish(backend: Backend) {
 /// Clients that send headers or a body too slowly are answered 408 and cut off.
 async fn slow_clients_are_cut_off(backend: Backend) {
     let db = TestDb::new(backend);
-    let out = stdout(&cotterd(
-        &db,
-        &["projects", "create", "--name", "Demo", "--json"],
-    ));
-    let keys: Value = serde_json::from_str(&out).unwrap();
-    let id = keys["api_key_id"].as_str().unwrap();
+    let (id, _) = new_project(&db);
     let (server, _stderr) =
         start_server(&db, &[("HEADER_TIMEOUT_MS", "300"), ("RUST_LOG", "warn")]);
     let read_all = |mut stream: TcpStream| {
@@ -425,15 +419,7 @@ async fn slow_clients_are_cut_off(backend: Backend) {
 /// user, and pages read from either server together hold every user exactly once.
 async fn two_instances_behave_as_one(backend: Backend) {
     let db = TestDb::new(backend);
-    let out = stdout(&cotterd(
-        &db,
-        &["projects", "create", "--name", "Demo", "--json"],
-    ));
-    let keys: Value = serde_json::from_str(&out).unwrap();
-    let (id, secret) = (
-        keys["api_key_id"].as_str().unwrap().to_owned(),
-        keys["api_secret_key"].as_str().unwrap().to_owned(),
-    );
+    let (id, secret) = new_project(&db);
     let (a, _a_log) = start_server(&db, &[("RUST_LOG", "warn")]);
     let (b, _b_log) = start_server(&db, &[("RUST_LOG", "warn")]);
     let ports = [a.port, b.port];
