@@ -82,6 +82,10 @@ pub fn app(
         ))
         .configure(api::health::routes)
         .route("/metrics", web::get().to(metrics::export))
+        .route(
+            "/api/openapi.json",
+            web::get().to(api::openapi::openapi_json),
+        )
         .configure(api::v0::routes)
         .configure(api::v2::routes)
         .default_service(web::to(api::not_found))

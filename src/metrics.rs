@@ -164,7 +164,17 @@ fn allowed(req: &HttpRequest, token: Option<&str>) -> bool {
 }
 
 /// `GET /metrics`: the Prometheus text format.
-pub async fn export(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "METRICS_TOKEN is set and was not given", body = crate::api::openapi::CotterError)
+    )
+)]
+pub(crate) async fn export(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if !allowed(&req, state.settings.metrics_token.as_deref()) {
         return HttpResponse::Unauthorized()
             .insert_header(("WWW-Authenticate", "Bearer"))

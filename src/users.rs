@@ -232,17 +232,26 @@ pub fn list_page(conn: &mut DbConn, issuer: &str, page: i64) -> Result<Vec<User>
 }
 
 /// Cotter's User object, keys in Cotter's (sorted) order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserJson {
+    /// The user's id (a UUID; the nil UUID for no user).
     #[serde(rename = "ID")]
     pub id: String,
+    /// The same UUID.
     pub client_user_id: String,
+    /// RFC 3339 UTC, e.g. `2020-08-01T05:55:57.4803Z`.
     pub created_at: String,
+    /// The latest enrolled method, or null.
     pub default_method: Option<String>,
+    /// `0001-01-01T00:00:00Z` when not deleted.
     pub deleted_at: String,
+    /// `PIN`, `BIOMETRIC`, `TRUSTED_DEVICE`, `WEBAUTHN`.
     pub enrolled: Vec<String>,
     pub identifier: String,
+    /// Always null for now.
+    #[schema(value_type = Option<Object>)]
     pub identifiers: Option<serde_json::Value>,
+    /// The project's API_KEY_ID.
     pub issuer: String,
     pub updated_at: String,
 }

@@ -15,13 +15,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /healthz`: 200 while the process serves requests; it does not touch the database.
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = crate::api::openapi::ProbeStatus)))]
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 when the database answers within `READY_TIMEOUT_MS` and every migration
 /// is applied; 503 (with `Retry-After`) otherwise, so that a load balancer sends no traffic here.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = crate::api::openapi::ProbeStatus),
+        (status = 503, description = "Database unavailable or migrations pending", body = crate::api::openapi::ProbeStatus)
+    )
+)]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let wait = Duration::from_millis(state.settings.ready_timeout_ms);
     let check = db::run(&state.pool, |conn| {
         db::pending_migrations(conn).map_err(Error::Internal)

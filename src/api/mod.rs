@@ -2,6 +2,7 @@
 //! check) with every rejection in the API's error shape.
 
 pub mod health;
+pub mod openapi;
 pub mod v0;
 pub mod v2;
 

@@ -38,9 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Body of `POST /api/v0/user/create`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// 1 to 254 characters once trimmed, no control characters.
     pub identifier: String,
 }
 
@@ -48,7 +49,25 @@ pub struct CreateUser {
 ///
 /// 200 with the new User; 409 `user already exist` when the identifier (after normalisation) is
 /// taken in this project; 400 for an invalid identifier or body.
-async fn create_user(
+#[utoipa::path(
+    post,
+    path = "/api/v0/user/create",
+    tag = "v0",
+    request_body = CreateUser,
+    security(("api_key_id" = [])),
+    responses(
+        (status = 200, description = "The new user", body = UserJson),
+        (status = 400, description = "Invalid identifier or body", body = crate::api::openapi::CotterError),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
+        (status = 408, description = "The body came too slowly", body = crate::api::openapi::CotterError),
+        (status = 409, description = "`user already exist`", body = crate::api::openapi::CotterError),
+        (status = 413, description = "Body too large", body = crate::api::openapi::CotterError),
+        (status = 415, description = "Not application/json", body = crate::api::openapi::CotterError),
+        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::CotterError),
+        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+    )
+)]
+pub(crate) async fn create_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -66,8 +85,11 @@ async fn create_user(
 }
 
 /// Query of `GET /api/v0/user`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IdentifierQuery {
+    /// The identifier the user was created with (compared after normalisation). Required.
+    #[param(required = true)]
     pub identifier: Option<String>,
 }
 
@@ -75,7 +97,21 @@ pub struct IdentifierQuery {
 ///
 /// An identifier with no user answers 200 with Cotter's zero-valued User (nil UUID `ID`), which
 /// Cotter's SDKs test to learn that the user does not exist.
-async fn get_user_by_identifier(
+#[utoipa::path(
+    get,
+    path = "/api/v0/user",
+    tag = "v0",
+    params(IdentifierQuery),
+    security(("api_key_id" = [])),
+    responses(
+        (status = 200, description = "The user, or the zero-valued User when there is none", body = UserJson),
+        (status = 400, description = "Missing or invalid identifier", body = crate::api::openapi::CotterError),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
+        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
+        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+    )
+)]
+pub(crate) async fn get_user_by_identifier(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
@@ -94,7 +130,21 @@ async fn get_user_by_identifier(
 
 /// `GET /api/v0/user/{client_user_id}`: the caller's user with this id; 404 when the project
 /// has no such user (another project's user included).
-async fn get_user(
+#[utoipa::path(
+    get,
+    path = "/api/v0/user/{client_user_id}",
+    tag = "v0",
+    params(("client_user_id" = String, Path, description = "The user's id (a UUID)")),
+    security(("api_key_id" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserJson),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
+        (status = 404, description = "No such user in this project", body = crate::api::openapi::CotterError),
+        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
+        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+    )
+)]
+pub(crate) async fn get_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -110,8 +160,11 @@ async fn get_user(
 }
 
 /// Query of `GET /api/v0/user/list`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Page number from 0 (the default) to 1,000,000; 50 users a page.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
     pub page: Option<String>,
 }
 
@@ -128,7 +181,24 @@ fn parse_page(raw: Option<&str>) -> Result<i64> {
 
 /// `GET /api/v0/user/list?page=N`: 50 of the caller's users, newest first; `[]` past the end.
 /// Needs `API_SECRET_KEY`.
-async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+#[utoipa::path(
+    get,
+    path = "/api/v0/user/list",
+    tag = "v0",
+    params(PageQuery),
+    security(("api_key_id" = [], "api_secret_key" = [])),
+    responses(
+        (status = 200, description = "At most 50 users, newest first", body = Vec<UserJson>),
+        (status = 400, description = "Invalid page", body = crate::api::openapi::CotterError),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
+        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
+        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+    )
+)]
+pub(crate) async fn list_users(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
     let project = authenticate(&req, true, Budget::Read).await?;
     let query: PageQuery = read_query(&req)?;
     let page = parse_page(query.page.as_deref())?;

@@ -65,6 +65,59 @@ async fn method_not_allowed() -> V2Result {
     Err(Error::MethodNotAllowed.into())
 }
 
+/// The body of `POST /v2/users`, for the document: the handler validates the JSON by hand, so
+/// that it can report every problem at once.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct NewUserBody {
+    login: LoginBody,
+    /// E.164: `+` and up to 15 digits.
+    #[schema(example = "+15551234567")]
+    phone_number: String,
+    /// 1 to 100 characters.
+    first_name: String,
+    /// 1 to 100 characters.
+    last_name: String,
+}
+
+/// `login` of `POST /v2/users`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct LoginBody {
+    /// At most 254 characters; the user's identifier, shared with v0.
+    email: String,
+    /// 8 bytes (after NFKC) to 1,024 bytes.
+    #[schema(format = Password)]
+    password: String,
+}
+
+/// The body of `PATCH /v2/users/{user_id}`: only `kyc_id` may be set.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct PatchUserBody {
+    /// 1 to 128 characters.
+    kyc_id: String,
+    /// If sent, must equal the path's.
+    user_id: Option<String>,
+}
+
+/// The body of `POST /v2/accounts`.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct OpenAccountBody {
+    user_id: String,
+    account_type: AccountType,
+}
+
+/// The kinds of account.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub(crate) enum AccountType {
+    Checking,
+    Savings,
+}
+
 /// Every problem found in a request body, reported together as one 400.
 #[derive(Default)]
 struct Problems {
@@ -314,9 +367,12 @@ fn email_taken() -> V2Error {
 }
 
 /// `{"id": ..., "error_codes": []}`, the answer of every successful write.
-#[derive(Serialize)]
-struct Written<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Written<'a> {
+    /// The user's or account's id.
     id: &'a str,
+    /// Always empty on success.
+    #[schema(value_type = Vec<String>, max_items = 0)]
     error_codes: [&'static str; 0],
 }
 
@@ -324,7 +380,25 @@ struct Written<'a> {
 ///
 /// 201 `{"id", "error_codes": []}`; 400 with every validation problem; 409 `EMAIL_TAKEN` when the
 /// email is any user's identifier in this project (v0 or v2); 503 when the hashing queue is full.
-async fn create_user(
+#[utoipa::path(
+    post,
+    path = "/v2/users",
+    tag = "v2",
+    request_body = NewUserBody,
+    security(("api_key_id" = [], "api_secret_key" = [])),
+    responses(
+        (status = 201, description = "Created", body = Written),
+        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
+        (status = 409, description = "EMAIL_TAKEN", body = crate::api::openapi::V2ErrorBody),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
+        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
+        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
+        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
+        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+    )
+)]
+pub(crate) async fn create_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
@@ -366,21 +440,24 @@ async fn create_user(
 }
 
 /// The login part of a user: the email only, never the password or its hash.
-#[derive(Serialize)]
-struct Login {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Login {
     email: String,
 }
 
 /// A user as `GET /v2/users/{user_id}` answers it.
-#[derive(Serialize)]
-struct UserProfile {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct UserProfile {
     id: String,
     kyc_id: Option<String>,
     login: Login,
     phone_number: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    /// Oldest first.
     account_ids: Vec<String>,
+    /// Always empty on success.
+    #[schema(value_type = Vec<String>, max_items = 0)]
     error_codes: [&'static str; 0],
 }
 
@@ -390,7 +467,21 @@ fn user_id(raw: &str) -> Result<Uuid, V2Error> {
 
 /// `GET /v2/users/{user_id}`: the user's profile and account ids (oldest first). 404
 /// `USER_NOT_FOUND` for a user of another project, as for a missing one.
-async fn get_user(
+#[utoipa::path(
+    get,
+    path = "/v2/users/{user_id}",
+    tag = "v2",
+    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    security(("api_key_id" = [], "api_secret_key" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserProfile),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
+        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
+        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
+        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+    )
+)]
+pub(crate) async fn get_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -423,7 +514,26 @@ async fn get_user(
 /// `PATCH /v2/users/{user_id}` `{"kyc_id": "..."}`: sets the user's KYC reference. Only `kyc_id`
 /// (and a `user_id` equal to the path's) may be sent: anything else is `FIELD_NOT_ALLOWED` and
 /// nothing is stored.
-async fn patch_user(
+#[utoipa::path(
+    patch,
+    path = "/v2/users/{user_id}",
+    tag = "v2",
+    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    request_body = PatchUserBody,
+    security(("api_key_id" = [], "api_secret_key" = [])),
+    responses(
+        (status = 200, description = "Updated", body = Written),
+        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
+        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
+        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
+        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
+        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
+        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+    )
+)]
+pub(crate) async fn patch_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -483,7 +593,26 @@ async fn patch_user(
 
 /// `POST /v2/accounts` `{"user_id": "...", "account_type": "checking" | "savings"}`: opens an
 /// account for a user that has a `kyc_id` (else 409 `KYC_REQUIRED`).
-async fn open_account(
+#[utoipa::path(
+    post,
+    path = "/v2/accounts",
+    tag = "v2",
+    request_body = OpenAccountBody,
+    security(("api_key_id" = [], "api_secret_key" = [])),
+    responses(
+        (status = 201, description = "Opened", body = Written),
+        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
+        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
+        (status = 409, description = "KYC_REQUIRED", body = crate::api::openapi::V2ErrorBody),
+        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
+        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
+        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
+        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
+        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
+        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+    )
+)]
+pub(crate) async fn open_account(
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,

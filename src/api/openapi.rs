@@ -1,0 +1,115 @@
+//! The OpenAPI 3.1 document of every route, generated from the handlers' annotations (utoipa)
+//! and served at `GET /api/openapi.json`. tests/openapi.rs checks it against the app: every
+//! documented operation is served, every served route is documented, and sample responses
+//! match their documented schemas.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::api::{health, v0, v2};
+use crate::metrics;
+
+/// Cotter's error body: `{"msg": "...", "type": ""}` (v0 routes, probes' 401s).
+#[derive(Serialize, ToSchema)]
+pub struct CotterError {
+    /// What went wrong, for people.
+    pub msg: String,
+    /// Always empty, as Cotter's clients expect.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The v2 error body: every problem found, as stable codes (README lists them).
+#[derive(Serialize, ToSchema)]
+pub struct V2ErrorBody {
+    /// Never empty.
+    #[schema(min_items = 1)]
+    pub error_codes: Vec<String>,
+    /// What went wrong, for people.
+    pub msg: String,
+}
+
+/// A probe's answer.
+#[derive(Serialize, ToSchema)]
+pub struct ProbeStatus {
+    /// `ok`, `ready`, `database unavailable` or `migrations pending`.
+    pub status: String,
+}
+
+/// The API key headers.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key_id",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("API_KEY_ID"))),
+        );
+        components.add_security_scheme(
+            "api_secret_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("API_SECRET_KEY"))),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cotterd",
+        description = "Cotter's v0 User API and Cradl's v2 Users API, self-hosted."
+    ),
+    paths(
+        v0::create_user,
+        v0::get_user_by_identifier,
+        v0::get_user,
+        v0::list_users,
+        v2::create_user,
+        v2::get_user,
+        v2::patch_user,
+        v2::open_account,
+        health::healthz,
+        health::readyz,
+        metrics::export,
+        openapi_json,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "v0", description = "Cotter's v0 User API"),
+        (name = "v2", description = "Cradl's v2 Users API"),
+        (name = "operations", description = "Probes, metrics and this document")
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document serialises")
+    })
+}
+
+/// `GET /api/openapi.json`: this server's OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json", body = Object))
+)]
+pub(crate) async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}

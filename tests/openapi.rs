@@ -1,0 +1,337 @@
+//! The OpenAPI document against the app: every documented operation is served, every served
+//! route is documented, and sample responses match the schema documented for their status.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use actix_web::test::{init_service, TestRequest};
+use serde_json::{json, Value};
+
+use common::{send, Backend, Keys, TestApp};
+
+fn document() -> Value {
+    serde_json::from_str(cotterd::api::openapi::document()).expect("the document is JSON")
+}
+
+/// (method, path template) of every documented operation.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    ops
+}
+
+/// (method, path template) of every route the registration code declares, read from the code
+/// that registers them (`web::scope`, `web::resource`, `.route(…)`), whatever its line breaks.
+fn registered() -> BTreeSet<(String, String)> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut routes = BTreeSet::new();
+    for file in [
+        "src/lib.rs",
+        "src/api/v0.rs",
+        "src/api/v2.rs",
+        "src/api/health.rs",
+    ] {
+        let raw = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let text = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = text.replace("( ", "(").replace(", web::", ",web::");
+        let (mut scope, mut resource) = (String::new(), String::new());
+        let mut rest = text.as_str();
+        let quoted = |s: &str| s[..s.find('"').unwrap()].to_owned();
+        loop {
+            let next = [
+                "web::scope(\"",
+                "web::resource(\"",
+                ".route(\"",
+                ".route(web::",
+            ]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|at| (at, *m)))
+            .min();
+            let Some((at, marker)) = next else { break };
+            rest = &rest[at + marker.len()..];
+            match marker {
+                "web::scope(\"" => scope = quoted(rest),
+                "web::resource(\"" => resource = format!("{scope}{}", quoted(rest)),
+                ".route(\"" => {
+                    let path = quoted(rest);
+                    let after = &rest[path.len() + 1..];
+                    let method = after.trim_start_matches(',').trim_start_matches("web::");
+                    let method = &method[..method.find('(').unwrap()];
+                    routes.insert((method.to_uppercase(), format!("{scope}{path}")));
+                }
+                _ => {
+                    let method = &rest[..rest.find('(').unwrap()];
+                    routes.insert((method.to_uppercase(), resource.clone()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_document_and_the_routes_are_the_same_set() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let documented = documented(&doc);
+    let registered = registered();
+    assert!(
+        registered.len() >= 12,
+        "the route scan found the routes: {registered:?}"
+    );
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&registered).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not documented: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "documented but not registered: {unserved:?}"
+    );
+}
+
+/// The schema documented for (template, method, status), with the components beside it so
+/// that `$ref`s resolve.
+fn schema_for(doc: &Value, template: &str, method: &str, status: u16) -> Value {
+    let response = &doc["paths"][template][method.to_lowercase()]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {template} does not document status {status}"
+    );
+    let content = response["content"].as_object().expect("documented content");
+    let (_, media) = content.iter().next().expect("one media type");
+    let mut schema = media["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    schema
+}
+
+/// Every documented operation answers through the app (no route-level 404 or 405), with a
+/// status its documentation lists.
+async fn documented_operations_are_served(backend: Backend) {
+    let app = TestApp::new(backend);
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let doc = document();
+    for (method, template) in documented(&doc) {
+        let path = template
+            .replace("{client_user_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
+        let method_value = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let reply = send(&svc, TestRequest::default().method(method_value).uri(&path)).await;
+        let status = reply.status.as_u16();
+        assert!(
+            doc["paths"][&template][method.to_lowercase()]["responses"][status.to_string()]
+                .is_object(),
+            "{method} {path}: status {status} is not documented ({})",
+            reply.body
+        );
+    }
+}
+
+/// Sample requests over every operation and many statuses: each answer matches the schema
+/// documented for its status.
+async fn responses_match_the_documented_schemas(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let doc = document();
+    let both = |req: TestRequest, keys: &Keys| {
+        req.insert_header(("API_KEY_ID", keys.id.as_str()))
+            .insert_header(("API_SECRET_KEY", keys.secret.as_str()))
+    };
+    let v2_user = json!({
+        "login": {"email": "ada@example.com", "password": "correct horse"},
+        "phone_number": "+15551234567", "first_name": "Ada", "last_name": "Lovelace",
+    });
+
+    let created = send(&svc, common::create_req(&keys.id, "hello@example.com")).await;
+    let user_id = created.json()["ID"].as_str().unwrap().to_owned();
+    let v2 = send(
+        &svc,
+        both(
+            TestRequest::post().uri("/v2/users").set_json(&v2_user),
+            &keys,
+        ),
+    )
+    .await;
+    let v2_id = v2.json()["id"].as_str().unwrap().to_owned();
+    let missing = uuid::Uuid::new_v4().to_string();
+
+    let mut samples: Vec<(&str, &str, TestRequest)> = vec![
+        (
+            "/api/v0/user/create",
+            "POST",
+            common::create_req(&keys.id, "new@example.com"),
+        ),
+        (
+            "/api/v0/user/create",
+            "POST",
+            common::create_req(&keys.id, "hello@example.com"),
+        ),
+        (
+            "/api/v0/user/create",
+            "POST",
+            common::create_req(&keys.id, ""),
+        ),
+        (
+            "/api/v0/user/create",
+            "POST",
+            TestRequest::post()
+                .uri("/api/v0/user/create")
+                .set_json(json!({"identifier": "x"})),
+        ),
+        (
+            "/api/v0/user",
+            "GET",
+            common::get_by_identifier_req(&keys.id, "hello@example.com"),
+        ),
+        (
+            "/api/v0/user",
+            "GET",
+            common::get_by_identifier_req(&keys.id, "nobody@example.com"),
+        ),
+        (
+            "/api/v0/user",
+            "GET",
+            TestRequest::get()
+                .uri("/api/v0/user")
+                .insert_header(("API_KEY_ID", keys.id.as_str())),
+        ),
+        (
+            "/api/v0/user/{client_user_id}",
+            "GET",
+            TestRequest::get()
+                .uri(&format!("/api/v0/user/{user_id}"))
+                .insert_header(("API_KEY_ID", keys.id.as_str())),
+        ),
+        (
+            "/api/v0/user/{client_user_id}",
+            "GET",
+            TestRequest::get()
+                .uri(&format!("/api/v0/user/{missing}"))
+                .insert_header(("API_KEY_ID", keys.id.as_str())),
+        ),
+        ("/api/v0/user/list", "GET", common::list_req(&keys, "0")),
+        ("/api/v0/user/list", "GET", common::list_req(&keys, "-1")),
+        (
+            "/v2/users",
+            "POST",
+            both(
+                TestRequest::post().uri("/v2/users").set_json(&v2_user),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/users",
+            "POST",
+            both(
+                TestRequest::post()
+                    .uri("/v2/users")
+                    .set_json(json!({"login": 1})),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/users/{user_id}",
+            "GET",
+            both(TestRequest::get().uri(&format!("/v2/users/{v2_id}")), &keys),
+        ),
+        (
+            "/v2/users/{user_id}",
+            "GET",
+            both(
+                TestRequest::get().uri(&format!("/v2/users/{missing}")),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/users/{user_id}",
+            "PATCH",
+            both(
+                TestRequest::patch()
+                    .uri(&format!("/v2/users/{v2_id}"))
+                    .set_json(json!({"id": "x"})),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/accounts",
+            "POST",
+            both(
+                TestRequest::post()
+                    .uri("/v2/accounts")
+                    .set_json(json!({"user_id": v2_id, "account_type": "savings"})),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/users/{user_id}",
+            "PATCH",
+            both(
+                TestRequest::patch()
+                    .uri(&format!("/v2/users/{v2_id}"))
+                    .set_json(json!({"kyc_id": "kyc_1"})),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/accounts",
+            "POST",
+            both(
+                TestRequest::post()
+                    .uri("/v2/accounts")
+                    .set_json(json!({"user_id": v2_id, "account_type": "savings"})),
+                &keys,
+            ),
+        ),
+        (
+            "/v2/accounts",
+            "POST",
+            both(
+                TestRequest::post()
+                    .uri("/v2/accounts")
+                    .set_json(json!({"user_id": missing, "account_type": "savings"})),
+                &keys,
+            ),
+        ),
+        ("/healthz", "GET", TestRequest::get().uri("/healthz")),
+        ("/readyz", "GET", TestRequest::get().uri("/readyz")),
+        (
+            "/api/openapi.json",
+            "GET",
+            TestRequest::get().uri("/api/openapi.json"),
+        ),
+    ];
+    let mut statuses = BTreeSet::new();
+    for (template, method, req) in samples.drain(..) {
+        let reply = send(&svc, req).await;
+        let status = reply.status.as_u16();
+        statuses.insert(status);
+        let schema = schema_for(&doc, template, method, status);
+        let body = reply.json();
+        if let Err(e) = jsonschema::validate(&schema, &body) {
+            panic!("{method} {template} → {status}: {body} does not match its schema: {e}");
+        }
+    }
+    assert_eq!(
+        statuses,
+        BTreeSet::from([200, 201, 400, 401, 404, 409]),
+        "the samples cover these statuses"
+    );
+    // The metrics are text, documented as such.
+    let metrics = send(&svc, TestRequest::get().uri("/metrics")).await;
+    assert!(
+        doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]["text/plain"].is_object()
+    );
+    assert_eq!(metrics.status.as_u16(), 200);
+}
+
+both_backends!(
+    documented_operations_are_served,
+    responses_match_the_documented_schemas,
+);
