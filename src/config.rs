@@ -61,6 +61,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub max_body_bytes: u64,
 
+    /// Largest request head accepted (request line and headers), in bytes; larger ones get 431.
+    /// (actix itself refuses heads of a few hundred KiB before this is checked.)
+    #[arg(long, global = true, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=131_072))]
+    pub max_header_bytes: u64,
+
+    /// Highest page number `GET /api/v0/user/list` accepts (50 users a page).
+    #[arg(long, global = true, env = "MAX_PAGE", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(i64).range(0..=100_000_000))]
+    pub max_page: i64,
+
     /// How long `GET /readyz` waits for the database before answering 503, in milliseconds.
     #[arg(long, global = true, env = "READY_TIMEOUT_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]

@@ -33,6 +33,9 @@ pub enum Error {
     /// 429: the project spent its budget; retry after this many seconds.
     #[error("rate limit exceeded for this project; retry after {0} s")]
     RateLimited(u64),
+    /// 431: the request's headers are larger than the configured limit.
+    #[error("request headers are larger than {0} bytes")]
+    HeadersTooLarge(u64),
     /// 413: the body is larger than the configured limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -76,6 +79,7 @@ impl ResponseError for Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -203,6 +207,7 @@ impl From<Error> for V2Error {
             Error::Conflict(_) => "CONFLICT",
             Error::RequestTimeout => "REQUEST_TIMEOUT",
             Error::RateLimited(_) => "RATE_LIMITED",
+            Error::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
             Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
             Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Error::Unavailable => "SERVICE_UNAVAILABLE",

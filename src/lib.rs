@@ -72,6 +72,7 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(api::path_config())
+        .wrap(middleware::from_fn(limits::header_size))
         .wrap(middleware::from_fn(metrics::middleware))
         .wrap(middleware::from_fn(request_id::middleware))
         // The query string is left out of the access log: it carries users' identifiers. The

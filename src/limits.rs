@@ -9,11 +9,16 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, V2Error};
+use crate::AppState;
 
 /// Which budget a request spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,4 +91,34 @@ impl RateLimits {
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
     }
+}
+
+/// Refuses requests whose head (request line and headers) is larger than `MAX_HEADER_BYTES`
+/// with 431, in the error shape of the API the path belongs to.
+pub async fn header_size(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> std::result::Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(u64::MAX, |state| state.settings.max_header_bytes);
+    let head = req.method().as_str().len()
+        + req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head as u64 > limit {
+        let err = Error::HeadersTooLarge(limit);
+        let response = if req.path().starts_with("/v2/") {
+            V2Error::from(err).error_response()
+        } else {
+            err.error_response()
+        };
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

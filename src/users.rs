@@ -16,8 +16,6 @@ use crate::time;
 
 /// Users per page of `GET /api/v0/user/list`, as in Cotter.
 pub const PAGE_SIZE: i64 = 50;
-/// Highest page number accepted (50 million users deep).
-pub const MAX_PAGE: i64 = 1_000_000;
 /// Longest identifier accepted, in characters, after trimming.
 pub const MAX_IDENTIFIER_CHARS: usize = 254;
 /// Longest normalised identifier, in bytes. NFKC can expand a character up to 18-fold; this

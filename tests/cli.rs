@@ -498,6 +498,37 @@ async fn two_instances_behave_as_one(backend: Backend) {
     assert_eq!(ids.len(), 60, "every user exactly once");
 }
 
+/// The log of a whole session (requests with keys, a password, identifiers, errors) holds no
+/// secret, password or identifier, and every access line carries its request id.
+async fn logs_carry_no_secrets(backend: Backend) {
+    let db = TestDb::new(backend);
+    let (id, secret) = new_project(&db);
+    let (server, stderr) = start_server(&db, &[("RUST_LOG", "debug,diesel=debug")]);
+    let password = "hunter2-correct-horse";
+    let body = format!(
+        r#"{{"login": {{"email": "secret.person@example.com", "password": "{password}"}}, "phone_number": "+15551234567", "first_name": "A", "last_name": "B"}}"#
+    );
+    let requests = [
+        format!(
+            "POST /v2/users HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+        format!("GET /api/v0/user?identifier=secret.person@example.com HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nX-Request-Id: trace-77\r\nConnection: close\r\n\r\n"),
+        format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}x\r\nConnection: close\r\n\r\n"),
+    ];
+    for request in &requests {
+        http(server.port, request);
+    }
+    drop(server);
+    let mut log = String::new();
+    BufReader::new(stderr).read_to_string(&mut log).unwrap();
+    assert!(log.contains("request_id=trace-77"), "{log}");
+    for private in [secret.as_str(), &secret[..24], password, "secret.person"] {
+        assert!(!log.contains(private), "{private} in the log:\n{log}");
+    }
+}
+
 both_backends!(
     projects_and_secrets_commands,
     commands_reject_bad_input_clearly,
@@ -505,4 +536,5 @@ both_backends!(
     sigterm_lets_requests_in_flight_finish,
     slow_clients_are_cut_off,
     two_instances_behave_as_one,
+    logs_carry_no_secrets,
 );

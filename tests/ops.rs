@@ -256,7 +256,52 @@ async fn metrics_can_require_a_token(backend: Backend) {
     assert!(ok.body.contains("cotterd_http_requests_total"));
 }
 
+/// Heads over MAX_HEADER_BYTES get 431 in the shape of the path's API; pages over MAX_PAGE 400.
+async fn request_heads_and_pages_are_limited(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| {
+        s.max_header_bytes = 4096;
+        s.max_page = 10;
+    });
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let big = "a".repeat(5000);
+    let v0 = send(
+        &svc,
+        get_by_identifier_req(&keys.id, "x@y.z").insert_header(("X-Padding", big.as_str())),
+    )
+    .await;
+    v0.assert_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let v2 = send(
+        &svc,
+        TestRequest::get()
+            .uri("/v2/users/x")
+            .insert_header(("X-Padding", big.as_str())),
+    )
+    .await;
+    assert_eq!(v2.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        v2.json()["error_codes"],
+        serde_json::json!(["HEADERS_TOO_LARGE"])
+    );
+    let fits = send(
+        &svc,
+        get_by_identifier_req(&keys.id, "x@y.z").insert_header(("X-Padding", "a".repeat(3000))),
+    )
+    .await;
+    assert_eq!(fits.status, StatusCode::OK);
+
+    assert_eq!(
+        send(&svc, common::list_req(&keys, "10")).await.status,
+        StatusCode::OK
+    );
+    let msg = send(&svc, common::list_req(&keys, "11"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+    assert!(msg.contains("0 to 10"), "{msg}");
+}
+
 both_backends!(
+    request_heads_and_pages_are_limited,
     metrics_use_route_templates,
     metrics_can_require_a_token,
     rate_limits_are_per_project_and_per_budget,

@@ -10,7 +10,7 @@ use crate::api::{method_not_allowed, read_json, read_query};
 use crate::auth::authenticate;
 use crate::error::{Error, Result};
 use crate::limits::Budget;
-use crate::users::{self, Identifier, UserJson, MAX_PAGE};
+use crate::users::{self, Identifier, UserJson};
 use crate::{db, time, AppState};
 
 /// Registers the v0 routes. `/api/v0/user/list` and `/create` come before `/{id}`.
@@ -163,18 +163,19 @@ pub(crate) async fn get_user(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Page number from 0 (the default) to 1,000,000; 50 users a page.
-    #[param(value_type = Option<i64>, minimum = 0, maximum = 1000000)]
+    /// Page number from 0 (the default) to `MAX_PAGE` (1,000,000 unless configured); 50 users
+    /// a page.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub page: Option<String>,
 }
 
-/// Reads `page`: absent means 0; anything but a whole number from 0 to `MAX_PAGE` is a 400.
-fn parse_page(raw: Option<&str>) -> Result<i64> {
+/// Reads `page`: absent means 0; anything but a whole number from 0 to `max_page` is a 400.
+fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
     let Some(raw) = raw else { return Ok(0) };
     match raw.trim().parse::<i64>() {
-        Ok(page) if (0..=MAX_PAGE).contains(&page) => Ok(page),
+        Ok(page) if (0..=max_page).contains(&page) => Ok(page),
         _ => Err(Error::BadRequest(format!(
-            "page must be a whole number from 0 to {MAX_PAGE}"
+            "page must be a whole number from 0 to {max_page}"
         ))),
     }
 }
@@ -201,7 +202,7 @@ pub(crate) async fn list_users(
 ) -> Result<HttpResponse> {
     let project = authenticate(&req, true, Budget::Read).await?;
     let query: PageQuery = read_query(&req)?;
-    let page = parse_page(query.page.as_deref())?;
+    let page = parse_page(query.page.as_deref(), state.settings.max_page)?;
     let page = db::run(&state.pool, move |conn| {
         users::list_page(conn, &project.issuer, page)
     })
@@ -216,11 +217,13 @@ mod tests {
 
     #[test]
     fn pages_are_whole_numbers_in_range() {
-        assert_eq!(parse_page(None).unwrap(), 0);
-        assert_eq!(parse_page(Some("3")).unwrap(), 3);
-        assert_eq!(parse_page(Some("1000000")).unwrap(), 1_000_000);
+        let max = 1_000_000;
+        assert_eq!(parse_page(None, max).unwrap(), 0);
+        assert_eq!(parse_page(Some("3"), max).unwrap(), 3);
+        assert_eq!(parse_page(Some("1000000"), max).unwrap(), 1_000_000);
         for bad in ["-1", "x", "", "1.5", "1000001", "99999999999999999999999"] {
-            assert!(parse_page(Some(bad)).is_err(), "{bad}");
+            assert!(parse_page(Some(bad), max).is_err(), "{bad}");
         }
+        assert!(parse_page(Some("11"), 10).is_err());
     }
 }
