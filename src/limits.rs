@@ -103,7 +103,8 @@ pub async fn header_size(
         .app_data::<web::Data<AppState>>()
         .map_or(u64::MAX, |state| state.settings.max_header_bytes);
     let head = req.method().as_str().len()
-        + req.uri().to_string().len()
+        + req.uri().path().len()
+        + req.uri().query().map_or(0, |q| q.len() + 1)
         + req
             .headers()
             .iter()
