@@ -69,11 +69,12 @@ struct Caches {
 pub struct AuthCache {
     caches: Option<Caches>,
     loads: Arc<AtomicU64>,
+    counter: prometheus::IntCounter,
 }
 
 impl AuthCache {
-    /// A cache sized and timed by `settings`.
-    pub fn new(settings: &Settings) -> Self {
+    /// A cache sized and timed by `settings`, counting its database loads in `counter` too.
+    pub fn new(settings: &Settings, counter: prometheus::IntCounter) -> Self {
         let ttl = settings.auth_cache_ttl();
         let caches = (!ttl.is_zero()).then(|| {
             let known = Cache::builder()
@@ -89,6 +90,7 @@ impl AuthCache {
         AuthCache {
             caches,
             loads: Arc::new(AtomicU64::new(0)),
+            counter,
         }
     }
 
@@ -99,6 +101,7 @@ impl AuthCache {
 
     fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Arc<ProjectKeys>, Miss> {
         self.loads.fetch_add(1, Ordering::Relaxed);
+        self.counter.inc();
         let mut pooled = pool.get().map_err(|e| Miss::Failed(e.into()))?;
         let conn = pooled.conn();
         let project = projects::find(conn, id)

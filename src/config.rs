@@ -94,7 +94,7 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub keep_alive_secs: u64,
 
-    /// On SIGTERM or SIGINT: how long requests in flight may take to finish before the server
+    /// On SIGTERM: how long requests in flight may take to finish before the server
     /// stops anyway, in seconds.
     #[arg(long, global = true, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]

@@ -48,8 +48,8 @@ impl AppState {
         let metrics = metrics::Metrics::new();
         AppState {
             limits: limits::RateLimits::new(&settings, metrics.rate_limited.clone()),
+            auth: AuthCache::new(&settings, metrics.key_loads.clone()),
             metrics,
-            auth: AuthCache::new(&settings),
             hasher: passwords::Hasher::new(&settings),
             pool,
             settings,
@@ -78,7 +78,7 @@ pub fn app(
         // The query string is left out of the access log: it carries users' identifiers. The
         // logger is left out altogether when info lines are not logged.
         .wrap(middleware::Condition::new(
-            log::log_enabled!(log::Level::Info),
+            log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
             middleware::Logger::new("%a \"%U\" %s %b %Dms request_id=%{x-request-id}o"),
         ))
         .configure(api::health::routes)

@@ -87,6 +87,20 @@ impl RateLimits {
         }
     }
 
+    /// Entries the limiters hold (at most two per project that made requests).
+    pub fn len(&self) -> usize {
+        [&self.reads, &self.writes]
+            .into_iter()
+            .flatten()
+            .map(|limiter| limiter.len())
+            .sum()
+    }
+
+    /// Whether the limiters hold no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Requests refused so far (for metrics).
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)

@@ -162,7 +162,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     }
     log::info!("listening on http://{bind_addr}");
     actix_web::rt::System::new().block_on(async move {
-        // SIGTERM and SIGINT stop the server gracefully: it stops accepting, lets requests in
+        // SIGTERM stops the server gracefully (SIGINT at once): it stops accepting, lets requests in
         // flight finish (at most SHUTDOWN_TIMEOUT_SECS), then the pool is dropped and the
         // process exits 0.
         actix_web::HttpServer::new(move || cotterd::app(state.clone()))

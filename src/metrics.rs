@@ -15,7 +15,7 @@ use prometheus::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{db, AppState};
+use crate::AppState;
 
 /// Every series the server exports, in its own registry (one per application state).
 #[derive(Clone)]
@@ -24,7 +24,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pub rate_limited: IntCounterVec,
-    key_loads: IntCounter,
+    pub key_loads: IntCounter,
     pool_connections: IntGauge,
     pool_in_use: IntGauge,
     pool_waiting: IntGauge,
@@ -185,13 +185,11 @@ pub(crate) async fn export(req: HttpRequest, state: web::Data<AppState>) -> Http
     m.pool_connections.set(i64::from(pool.connections));
     m.pool_in_use
         .set(i64::from(pool.connections - pool.idle_connections));
-    m.pool_waiting.set(db::waiting() as i64);
+    m.pool_waiting.set(state.pool.waiting() as i64);
     let running = state.hasher.running();
     m.hash_running.set(running as i64);
     m.hash_waiting
         .set(state.hasher.in_flight().saturating_sub(running) as i64);
-    let loads = state.auth.loads();
-    m.key_loads.inc_by(loads.saturating_sub(m.key_loads.get()));
 
     let mut body = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {

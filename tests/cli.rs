@@ -352,6 +352,12 @@ async fn sigterm_lets_requests_in_flight_finish(backend: Backend) {
         .status()
         .unwrap();
     assert!(killed.success());
+    // New connections are refused at once, while the sign-ups in flight go on.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after SIGTERM"
+    );
     for request in in_flight {
         let (status, body) = request.join().unwrap();
         assert_eq!(status, 201, "{body}");
@@ -524,6 +530,15 @@ async fn logs_carry_no_secrets(backend: Backend) {
     let mut log = String::new();
     BufReader::new(stderr).read_to_string(&mut log).unwrap();
     assert!(log.contains("request_id=trace-77"), "{log}");
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("INFO  actix_web::middleware::logger"))
+        .collect();
+    assert_eq!(access.len(), requests.len(), "{log}");
+    for line in access {
+        let id = line.rsplit("request_id=").next().unwrap();
+        assert!(line.contains("request_id=") && !id.is_empty(), "{line}");
+    }
     for private in [secret.as_str(), &secret[..24], password, "secret.person"] {
         assert!(!log.contains(private), "{private} in the log:\n{log}");
     }

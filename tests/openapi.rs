@@ -108,11 +108,28 @@ fn schema_for(doc: &Value, template: &str, method: &str, status: u16) -> Value {
     let (_, media) = content.iter().next().expect("one media type");
     let mut schema = media["schema"].clone();
     schema["components"] = doc["components"].clone();
+    forbid_unknown_properties(&mut schema);
     schema
 }
 
-/// Every documented operation answers through the app (no route-level 404 or 405), with a
-/// status its documentation lists.
+/// Makes every object schema refuse properties it does not name, so that an extra or renamed
+/// field fails the check.
+fn forbid_unknown_properties(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type") == Some(&json!("object")) && map.contains_key("properties") {
+                map.insert("additionalProperties".into(), json!(false));
+            }
+            map.values_mut().for_each(forbid_unknown_properties);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_unknown_properties),
+        _ => {}
+    }
+}
+
+/// Every documented operation answers through the app with a status its documentation lists:
+/// without keys, 401 where the document asks for keys (so a removed route, answering the app's
+/// 404, fails), 200 where it does not.
 async fn documented_operations_are_served(backend: Backend) {
     let app = TestApp::new(backend);
     let svc = init_service(cotterd::app(app.state.clone())).await;
@@ -124,6 +141,12 @@ async fn documented_operations_are_served(backend: Backend) {
         let method_value = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
         let reply = send(&svc, TestRequest::default().method(method_value).uri(&path)).await;
         let status = reply.status.as_u16();
+        let operation = &doc["paths"][&template][method.to_lowercase()];
+        let needs_keys = operation["security"]
+            .as_array()
+            .is_some_and(|alternatives| alternatives.iter().all(|a| a.get("api_key_id").is_some()));
+        let expected = if needs_keys { 401 } else { 200 };
+        assert_eq!(status, expected, "{method} {path}: {}", reply.body);
         assert!(
             doc["paths"][&template][method.to_lowercase()]["responses"][status.to_string()]
                 .is_object(),
@@ -162,7 +185,35 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
     let v2_id = v2.json()["id"].as_str().unwrap().to_owned();
     let missing = uuid::Uuid::new_v4().to_string();
 
+    let raw_create = |content_type: &str, body: String| {
+        TestRequest::post()
+            .uri("/api/v0/user/create")
+            .insert_header(("API_KEY_ID", keys.id.as_str()))
+            .insert_header(("Content-Type", content_type))
+            .set_payload(body)
+    };
     let mut samples: Vec<(&str, &str, TestRequest)> = vec![
+        (
+            "/api/v0/user/create",
+            "POST",
+            raw_create("text/plain", "x".into()),
+        ),
+        (
+            "/api/v0/user/create",
+            "POST",
+            raw_create("application/json", "x".repeat(20_000)),
+        ),
+        (
+            "/v2/users",
+            "POST",
+            both(
+                TestRequest::post()
+                    .uri("/v2/users")
+                    .insert_header(("Content-Type", "text/plain"))
+                    .set_payload("x"),
+                &keys,
+            ),
+        ),
         (
             "/api/v0/user/create",
             "POST",
@@ -320,7 +371,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
     }
     assert_eq!(
         statuses,
-        BTreeSet::from([200, 201, 400, 401, 404, 409]),
+        BTreeSet::from([200, 201, 400, 401, 404, 409, 413, 415]),
         "the samples cover these statuses"
     );
     // The metrics are text, documented as such.

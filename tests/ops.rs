@@ -24,15 +24,29 @@ async fn probes_answer_without_keys(backend: Backend) {
     );
 }
 
-/// With every connection taken, /readyz answers 503 within its timeout and /healthz still 200.
+/// /readyz checks the database on a connection of its own: a pool busy with requests is still
+/// ready; a database that cannot be reached is 503 within the ready timeout, and /healthz stays
+/// 200 throughout.
 async fn readiness_follows_the_database(backend: Backend) {
     let app = TestApp::with_settings(backend, |s| {
         s.db_pool_size = 1;
         s.db_pool_timeout_ms = 5_000;
-        s.ready_timeout_ms = 200;
+        s.ready_timeout_ms = 1_000;
     });
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let held = app.state.pool.get().unwrap();
+    assert_eq!(
+        send(&svc, TestRequest::get().uri("/readyz")).await.status,
+        StatusCode::OK
+    );
+    drop(held);
+
+    let mut gone = app.state.clone();
+    gone.settings.database_url = match backend {
+        Backend::Sqlite => "sqlite:///nonexistent-folder/cotterd.db".into(),
+        Backend::Postgres => "postgres://postgres@127.0.0.1:1/nothing".into(),
+    };
+    let svc = init_service(cotterd::app(gone)).await;
     let started = Instant::now();
     let ready = send(&svc, TestRequest::get().uri("/readyz")).await;
     assert_eq!(
@@ -41,22 +55,34 @@ async fn readiness_follows_the_database(backend: Backend) {
         "{}",
         ready.body
     );
+    assert_eq!(ready.body, r#"{"status":"database unavailable"}"#);
     assert_eq!(ready.headers.get("retry-after").unwrap(), "1");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(3),
         "answered within the ready timeout"
     );
     assert_eq!(
         send(&svc, TestRequest::get().uri("/healthz")).await.status,
         StatusCode::OK
     );
-    drop(held);
-    // The abandoned check finishes in the background; readiness comes back.
-    let again = Instant::now();
-    while send(&svc, TestRequest::get().uri("/readyz")).await.status != StatusCode::OK {
-        assert!(again.elapsed() < Duration::from_secs(10));
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    let wrong_method = send(&svc, TestRequest::post().uri("/healthz")).await;
+    wrong_method.assert_error(StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Made-up keys never reach a limiter: its memory is bounded by the number of projects.
+async fn unknown_keys_add_no_limiter_entries(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| s.rate_limit_reads = 1000);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    for _ in 0..300 {
+        let made_up = uuid::Uuid::new_v4().to_string();
+        send(&svc, get_by_identifier_req(&made_up, "x@y.z"))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED);
     }
+    assert!(app.state.limits.is_empty());
+    send(&svc, get_by_identifier_req(&keys.id, "x@y.z")).await;
+    assert_eq!(app.state.limits.len(), 1);
 }
 
 async fn request_ids_are_kept_or_made_and_echoed(backend: Backend) {
@@ -301,6 +327,7 @@ async fn request_heads_and_pages_are_limited(backend: Backend) {
 }
 
 both_backends!(
+    unknown_keys_add_no_limiter_entries,
     request_heads_and_pages_are_limited,
     metrics_use_route_templates,
     metrics_can_require_a_token,

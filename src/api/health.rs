@@ -5,13 +5,21 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::error::Error;
+use crate::api::method_not_allowed;
 use crate::{db, AppState};
 
 /// Registers `/healthz` and `/readyz`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(healthz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readyz))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 /// `GET /healthz`: 200 while the process serves requests; it does not touch the database.
@@ -22,6 +30,7 @@ pub(crate) async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: 200 when the database answers within `READY_TIMEOUT_MS` and every migration
 /// is applied; 503 (with `Retry-After`) otherwise, so that a load balancer sends no traffic here.
+/// It checks on a connection of its own: a pool busy with requests is not a database down.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -33,12 +42,15 @@ pub(crate) async fn healthz() -> HttpResponse {
 )]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let wait = Duration::from_millis(state.settings.ready_timeout_ms);
-    let check = db::run(&state.pool, |conn| {
-        db::pending_migrations(conn).map_err(Error::Internal)
-    });
+    let settings = state.settings.clone();
+    let check = web::block(move || db::check_ready(&settings));
     let (ready, status) = match actix_web::rt::time::timeout(wait, check).await {
-        Ok(Ok(0)) => (true, "ready"),
-        Ok(Ok(_)) => (false, "migrations pending"),
+        Ok(Ok(Ok(0))) => (true, "ready"),
+        Ok(Ok(Ok(_))) => (false, "migrations pending"),
+        Ok(Ok(Err(e))) => {
+            log::warn!("not ready: {e}");
+            (false, "database unavailable")
+        }
         Ok(Err(_)) | Err(_) => (false, "database unavailable"),
     };
     if ready {

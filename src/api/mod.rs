@@ -36,7 +36,7 @@ pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 }
 
 /// Reads a request body that must be a JSON object of `T`'s shape: `Content-Type:
-/// application/json` (or `+json`), at most `MAX_BODY_BYTES` (counted after any decompression),
+/// application/json` (or `+json`), at most `MAX_BODY_BYTES`,
 /// arriving within `BODY_TIMEOUT_MS`, an object rather than an array standing in for one.
 /// Handlers call it after the key check.
 pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T> {

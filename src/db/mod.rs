@@ -3,6 +3,8 @@
 pub mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -166,8 +168,32 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// The connection pool.
-pub type Pool = r2d2::Pool<ConnectionManager>;
+/// The connection pool, counting the requests that wait for a connection (for metrics).
+#[derive(Clone)]
+pub struct Pool {
+    inner: r2d2::Pool<ConnectionManager>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    /// Checks a connection out, waiting at most the checkout timeout (`DB_POOL_TIMEOUT_MS`).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let conn = self.inner.get();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        conn
+    }
+
+    /// Open and idle connections.
+    pub fn state(&self) -> r2d2::State {
+        self.inner.state()
+    }
+
+    /// Requests waiting for a connection right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
 
 /// Opens one connection (creating a SQLite file and its folder if needed) and applies pending
 /// migrations: what the administration commands use.
@@ -192,7 +218,7 @@ fn open_migrated(manager: &ConnectionManager) -> Result<DbConn, String> {
 pub fn connect(settings: &Settings) -> Result<Pool, String> {
     let manager = ConnectionManager::new(settings)?;
     drop(open_migrated(&manager)?);
-    r2d2::Pool::builder()
+    let inner = r2d2::Pool::builder()
         .max_size(settings.db_pool_size())
         .connection_timeout(settings.db_pool_timeout())
         // A check-out query on every request costs a round trip; broken connections are
@@ -204,7 +230,11 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
         .min_idle(Some(0))
         .idle_timeout(Some(Duration::from_secs(600)))
         .build(manager)
-        .map_err(|e| format!("cannot open the connection pool: {e}"))
+        .map_err(|e| format!("cannot open the connection pool: {e}"))?;
+    Ok(Pool {
+        inner,
+        waiting: Arc::new(AtomicUsize::new(0)),
+    })
 }
 
 fn create_parent_dir(path: &Path) -> Result<(), String> {
@@ -237,21 +267,14 @@ pub fn pending_migrations(conn: &mut DbConn) -> Result<usize, String> {
     .map_err(|e| format!("cannot read the applied migrations: {e}"))
 }
 
-/// Requests waiting for a pooled connection right now, in this process.
-static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// How many requests are waiting for a pooled connection (for metrics).
-pub fn waiting() -> usize {
-    WAITING.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Checks a connection out of the pool, counted in [`waiting`] while it waits.
-fn checkout(pool: &Pool) -> Result<r2d2::PooledConnection<ConnectionManager>> {
-    use std::sync::atomic::Ordering;
-    WAITING.fetch_add(1, Ordering::Relaxed);
-    let conn = pool.get();
-    WAITING.fetch_sub(1, Ordering::Relaxed);
-    Ok(conn?)
+/// Whether the database of `settings` answers and has every migration applied, checked on a
+/// connection of its own (a busy pool says nothing about the database).
+pub fn check_ready(settings: &Settings) -> Result<usize, String> {
+    let manager = ConnectionManager::new(settings)?;
+    let mut conn = manager
+        .establish()
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    pending_migrations(&mut conn)
 }
 
 /// Runs `f` with a pooled connection on the blocking thread pool.
@@ -265,7 +288,7 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut pooled = checkout(&pool)?;
+        let mut pooled = pool.get()?;
         let result = f(&mut pooled.conn);
         // A connection that lost its server is dropped; one that met a busy SQLite is kept.
         if matches!(result, Err(Error::Unavailable)) && pooled.conn.ping().is_err() {
