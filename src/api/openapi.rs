@@ -33,6 +33,66 @@ pub struct V2ErrorBody {
     pub msg: String,
 }
 
+/// Errors every keyed v0 route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum V0KeyErrors {
+    /// Missing or invalid keys.
+    #[response(status = 401)]
+    Unauthorized(CotterError),
+    /// The project's budget is spent; see Retry-After.
+    #[response(status = 429)]
+    RateLimited(CotterError),
+    /// The database is busy; see Retry-After.
+    #[response(status = 503)]
+    Unavailable(CotterError),
+}
+
+/// Errors every v0 route with a body can answer, besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum V0BodyErrors {
+    /// The body came too slowly.
+    #[response(status = 408)]
+    Timeout(CotterError),
+    /// The body is larger than MAX_BODY_BYTES.
+    #[response(status = 413)]
+    TooLarge(CotterError),
+    /// The body is not application/json.
+    #[response(status = 415)]
+    NotJson(CotterError),
+}
+
+/// Errors every v2 route can answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum V2KeyErrors {
+    /// UNAUTHORIZED: missing or invalid keys.
+    #[response(status = 401)]
+    Unauthorized(V2ErrorBody),
+    /// RATE_LIMITED: the project's budget is spent; see Retry-After.
+    #[response(status = 429)]
+    RateLimited(V2ErrorBody),
+    /// SERVICE_UNAVAILABLE: busy; see Retry-After.
+    #[response(status = 503)]
+    Unavailable(V2ErrorBody),
+}
+
+/// Errors every v2 route with a body can answer, besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum V2BodyErrors {
+    /// REQUEST_TIMEOUT: the body came too slowly.
+    #[response(status = 408)]
+    Timeout(V2ErrorBody),
+    /// BODY_TOO_LARGE: the body is larger than MAX_BODY_BYTES.
+    #[response(status = 413)]
+    TooLarge(V2ErrorBody),
+    /// UNSUPPORTED_MEDIA_TYPE: the body is not application/json.
+    #[response(status = 415)]
+    NotJson(V2ErrorBody),
+}
+
 /// A probe's answer.
 #[derive(Serialize, ToSchema)]
 pub struct ProbeStatus {

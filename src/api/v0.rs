@@ -2,6 +2,7 @@
 //!
 //! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors.
 
+use crate::api::openapi::{CotterError, V0BodyErrors, V0KeyErrors};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -57,14 +58,9 @@ pub struct CreateUser {
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The new user", body = UserJson),
-        (status = 400, description = "Invalid identifier or body", body = crate::api::openapi::CotterError),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
-        (status = 408, description = "The body came too slowly", body = crate::api::openapi::CotterError),
-        (status = 409, description = "`user already exist`", body = crate::api::openapi::CotterError),
-        (status = 413, description = "Body too large", body = crate::api::openapi::CotterError),
-        (status = 415, description = "Not application/json", body = crate::api::openapi::CotterError),
-        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::CotterError),
-        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+        (status = 400, description = "Invalid identifier or body", body = CotterError),
+        (status = 409, description = "`user already exist`", body = CotterError),
+        V0KeyErrors, V0BodyErrors,
     )
 )]
 pub(crate) async fn create_user(
@@ -105,10 +101,8 @@ pub struct IdentifierQuery {
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user, or the zero-valued User when there is none", body = UserJson),
-        (status = 400, description = "Missing or invalid identifier", body = crate::api::openapi::CotterError),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
-        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
-        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+        (status = 400, description = "Missing or invalid identifier", body = CotterError),
+        V0KeyErrors,
     )
 )]
 pub(crate) async fn get_user_by_identifier(
@@ -138,10 +132,8 @@ pub(crate) async fn get_user_by_identifier(
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user", body = UserJson),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
-        (status = 404, description = "No such user in this project", body = crate::api::openapi::CotterError),
-        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
-        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+        (status = 404, description = "No such user in this project", body = CotterError),
+        V0KeyErrors,
     )
 )]
 pub(crate) async fn get_user(
@@ -190,10 +182,8 @@ fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 200, description = "At most 50 users, newest first", body = Vec<UserJson>),
-        (status = 400, description = "Invalid page", body = crate::api::openapi::CotterError),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::CotterError),
-        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::CotterError),
-        (status = 503, description = "Database busy; see Retry-After", body = crate::api::openapi::CotterError)
+        (status = 400, description = "Invalid page", body = CotterError),
+        V0KeyErrors,
     )
 )]
 pub(crate) async fn list_users(

@@ -5,6 +5,7 @@
 //! with a `msg` for people (`error::V2Error`). A v2 user is a v0 user whose identifier is the
 //! login email, so both APIs see the same users.
 
+use crate::api::openapi::{V2BodyErrors, V2ErrorBody, V2KeyErrors};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
@@ -388,14 +389,9 @@ pub(crate) struct Written<'a> {
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "Created", body = Written),
-        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
-        (status = 409, description = "EMAIL_TAKEN", body = crate::api::openapi::V2ErrorBody),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
-        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
-        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
-        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
-        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
-        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+        (status = 400, description = "Every validation problem", body = V2ErrorBody),
+        (status = 409, description = "EMAIL_TAKEN", body = V2ErrorBody),
+        V2KeyErrors, V2BodyErrors,
     )
 )]
 pub(crate) async fn create_user(
@@ -475,10 +471,8 @@ fn user_id(raw: &str) -> Result<Uuid, V2Error> {
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 200, description = "The user", body = UserProfile),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
-        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
-        (status = 429, description = "Read budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
-        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+        (status = 404, description = "USER_NOT_FOUND", body = V2ErrorBody),
+        V2KeyErrors,
     )
 )]
 pub(crate) async fn get_user(
@@ -523,14 +517,9 @@ pub(crate) async fn get_user(
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 200, description = "Updated", body = Written),
-        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
-        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
-        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
-        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
-        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
-        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
-        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+        (status = 400, description = "Every validation problem", body = V2ErrorBody),
+        (status = 404, description = "USER_NOT_FOUND", body = V2ErrorBody),
+        V2KeyErrors, V2BodyErrors,
     )
 )]
 pub(crate) async fn patch_user(
@@ -601,15 +590,10 @@ pub(crate) async fn patch_user(
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "Opened", body = Written),
-        (status = 400, description = "Every validation problem", body = crate::api::openapi::V2ErrorBody),
-        (status = 404, description = "USER_NOT_FOUND", body = crate::api::openapi::V2ErrorBody),
-        (status = 409, description = "KYC_REQUIRED", body = crate::api::openapi::V2ErrorBody),
-        (status = 401, description = "Missing or invalid keys", body = crate::api::openapi::V2ErrorBody),
-        (status = 408, description = "The body came too slowly", body = crate::api::openapi::V2ErrorBody),
-        (status = 413, description = "Body too large", body = crate::api::openapi::V2ErrorBody),
-        (status = 415, description = "Not application/json", body = crate::api::openapi::V2ErrorBody),
-        (status = 429, description = "Write budget spent; see Retry-After", body = crate::api::openapi::V2ErrorBody),
-        (status = 503, description = "Busy; see Retry-After", body = crate::api::openapi::V2ErrorBody)
+        (status = 400, description = "Every validation problem", body = V2ErrorBody),
+        (status = 404, description = "USER_NOT_FOUND", body = V2ErrorBody),
+        (status = 409, description = "KYC_REQUIRED", body = V2ErrorBody),
+        V2KeyErrors, V2BodyErrors,
     )
 )]
 pub(crate) async fn open_account(
