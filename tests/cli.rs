@@ -98,32 +98,20 @@ async fn projects_and_secrets_commands(backend: Backend) {
     );
 
     let prefix = &first[..projects::SECRET_PREFIX.len() + 8];
-    stdout(&cotterd(
-        &db,
-        &[
-            "secrets",
-            "revoke",
-            "--project",
-            &id,
-            "--secret-prefix",
-            prefix,
-        ],
-    ));
+    let revoke = [
+        "secrets",
+        "revoke",
+        "--project",
+        &id,
+        "--secret-prefix",
+        prefix,
+    ];
+    stdout(&cotterd(&db, &revoke));
     let hashes = live_hashes(&db, &id);
     assert!(!projects::secret_matches(&first, &hashes));
     assert!(projects::secret_matches(&second, &hashes));
     // Revoking it again finds no live secret.
-    let again = cotterd(
-        &db,
-        &[
-            "secrets",
-            "revoke",
-            "--project",
-            &id,
-            "--secret-prefix",
-            prefix,
-        ],
-    );
+    let again = cotterd(&db, &revoke);
     assert!(!again.status.success());
 
     stdout(&cotterd(

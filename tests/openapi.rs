@@ -185,6 +185,15 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
     let v2_id = v2.json()["id"].as_str().unwrap().to_owned();
     let missing = uuid::Uuid::new_v4().to_string();
 
+    // Opened before the user has a kyc_id (409), after (201), and for a missing user (404).
+    let open_account = |user: &str| {
+        both(
+            TestRequest::post()
+                .uri("/v2/accounts")
+                .set_json(json!({"user_id": user, "account_type": "savings"})),
+            &keys,
+        )
+    };
     let raw_create = |content_type: &str, body: String| {
         TestRequest::post()
             .uri("/api/v0/user/create")
@@ -310,16 +319,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
                 &keys,
             ),
         ),
-        (
-            "/v2/accounts",
-            "POST",
-            both(
-                TestRequest::post()
-                    .uri("/v2/accounts")
-                    .set_json(json!({"user_id": v2_id, "account_type": "savings"})),
-                &keys,
-            ),
-        ),
+        ("/v2/accounts", "POST", open_account(&v2_id)),
         (
             "/v2/users/{user_id}",
             "PATCH",
@@ -330,26 +330,8 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
                 &keys,
             ),
         ),
-        (
-            "/v2/accounts",
-            "POST",
-            both(
-                TestRequest::post()
-                    .uri("/v2/accounts")
-                    .set_json(json!({"user_id": v2_id, "account_type": "savings"})),
-                &keys,
-            ),
-        ),
-        (
-            "/v2/accounts",
-            "POST",
-            both(
-                TestRequest::post()
-                    .uri("/v2/accounts")
-                    .set_json(json!({"user_id": missing, "account_type": "savings"})),
-                &keys,
-            ),
-        ),
+        ("/v2/accounts", "POST", open_account(&v2_id)),
+        ("/v2/accounts", "POST", open_account(&missing)),
         ("/healthz", "GET", TestRequest::get().uri("/healthz")),
         ("/readyz", "GET", TestRequest::get().uri("/readyz")),
         (
