@@ -308,3 +308,10 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Prints one measured figure as `figure: NAME = VALUE`. `reliability/run` runs the suites with
+/// `--nocapture` and gathers these lines into its table; `cargo test` shows them with
+/// `-- --nocapture`.
+pub fn figure(name: &str, value: impl std::fmt::Display) {
+    println!("figure: {name} = {value}");
+}
