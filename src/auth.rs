@@ -102,18 +102,22 @@ impl AuthCache {
     fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Arc<ProjectKeys>, Miss> {
         self.loads.fetch_add(1, Ordering::Relaxed);
         self.counter.inc();
-        let mut pooled = pool.get().map_err(|e| Miss::Failed(e.into()))?;
-        let conn = pooled.conn();
-        let project = projects::find(conn, id)
-            .map_err(Miss::Failed)?
-            .ok_or(Miss::Unknown)?;
-        let secret_hashes =
-            projects::live_secret_hashes(conn, &project.id).map_err(Miss::Failed)?;
-        Ok(Arc::new(ProjectKeys {
-            issuer: project.id,
-            require_secret: project.require_secret,
-            secret_hashes,
-        }))
+        let loaded = db::with_conn(pool, |conn| {
+            let Some(project) = projects::find(conn, id)? else {
+                return Ok(None);
+            };
+            let secret_hashes = projects::live_secret_hashes(conn, &project.id)?;
+            Ok(Some(Arc::new(ProjectKeys {
+                issuer: project.id,
+                require_secret: project.require_secret,
+                secret_hashes,
+            })))
+        });
+        match loaded {
+            Ok(Some(keys)) => Ok(keys),
+            Ok(None) => Err(Miss::Unknown),
+            Err(err) => Err(Miss::Failed(err)),
+        }
     }
 
     /// The keys of a project, from the cache when it has them (no database round trip); `None`

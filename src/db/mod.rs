@@ -277,24 +277,32 @@ pub fn check_ready(settings: &Settings) -> Result<usize, String> {
     pending_migrations(&mut conn)
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool.
+/// Runs `f` with a connection checked out of `pool`, on the calling thread.
 ///
 /// A pool that has no free connection within the checkout timeout answers
-/// `Error::Unavailable` (503). A connection whose server went away is dropped from the pool.
+/// `Error::Unavailable` (503). When `f` fails and the connection no longer answers a ping, the
+/// failure was the server going away (a restart, a killed backend, a network cut), whatever
+/// error the driver reported for it: the connection is dropped from the pool and the request
+/// answered 503 + Retry-After rather than 500. A connection that met a busy SQLite is kept.
+pub fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Result<T> {
+    let mut pooled = pool.get()?;
+    let result = f(&mut pooled.conn);
+    match result {
+        Err(err @ (Error::Unavailable | Error::Internal(_))) if pooled.conn.ping().is_err() => {
+            pooled.broken = true;
+            log::warn!("database connection lost, dropped from the pool: {err}");
+            Err(Error::Unavailable)
+        }
+        result => result,
+    }
+}
+
+/// [`with_conn`] on the blocking thread pool, for request handlers.
 pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T>
 where
     F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
-        let mut pooled = pool.get()?;
-        let result = f(&mut pooled.conn);
-        // A connection that lost its server is dropped; one that met a busy SQLite is kept.
-        if matches!(result, Err(Error::Unavailable)) && pooled.conn.ping().is_err() {
-            pooled.broken = true;
-        }
-        result
-    })
-    .await?
+    actix_web::web::block(move || with_conn(&pool, f)).await?
 }
