@@ -21,9 +21,9 @@ pub enum Error {
     /// 404: no such resource for this project.
     #[error("{0}")]
     NotFound(&'static str),
-    /// 405: the route exists but not for this method.
+    /// 405: the route exists but not for this method; the methods it takes (`Allow`).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// 409: the resource already exists.
     #[error("{0}")]
     Conflict(&'static str),
@@ -67,6 +67,30 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The `Allow` header of a 405 (RFC 9110 requires it).
+    pub fn allow(&self) -> Option<&'static str> {
+        match self {
+            Error::MethodNotAllowed(methods) => Some(methods),
+            _ => None,
+        }
+    }
+}
+
+/// A response of `status` with the headers an error asks for.
+fn error_builder(
+    status: StatusCode,
+    retry_after: Option<&str>,
+    allow: Option<&str>,
+) -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::build(status);
+    if let Some(secs) = retry_after {
+        response.insert_header((header::RETRY_AFTER, secs));
+    }
+    if let Some(methods) = allow {
+        response.insert_header((header::ALLOW, methods));
+    }
+    response
 }
 
 impl ResponseError for Error {
@@ -75,7 +99,7 @@ impl ResponseError for Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -91,12 +115,13 @@ impl ResponseError for Error {
         if let Error::Internal(detail) = self {
             log::error!("internal error: {detail}");
         }
-        let mut response = HttpResponse::build(self.status_code());
-        if let Some(secs) = self.retry_after() {
-            response.insert_header((header::RETRY_AFTER, secs));
-        }
         let msg = self.to_string();
-        response.json(ErrorBody {
+        error_builder(
+            self.status_code(),
+            self.retry_after().as_deref(),
+            self.allow(),
+        )
+        .json(ErrorBody {
             msg: &msg,
             kind: "",
         })
@@ -149,6 +174,8 @@ pub struct V2Error {
     pub msg: String,
     /// `Retry-After` seconds, for 429 and 503.
     pub retry_after: Option<String>,
+    /// `Allow`, for 405.
+    pub allow: Option<&'static str>,
 }
 
 impl V2Error {
@@ -159,6 +186,7 @@ impl V2Error {
             codes: vec![code],
             msg: msg.into(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -186,11 +214,7 @@ impl ResponseError for V2Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status);
-        if let Some(secs) = &self.retry_after {
-            response.insert_header((header::RETRY_AFTER, secs.as_str()));
-        }
-        response.json(V2ErrorBody {
+        error_builder(self.status, self.retry_after.as_deref(), self.allow).json(V2ErrorBody {
             error_codes: &self.codes,
             msg: &self.msg,
         })
@@ -203,7 +227,7 @@ impl From<Error> for V2Error {
             Error::BadRequest(_) => "INVALID_BODY",
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::NotFound(_) => "NOT_FOUND",
-            Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Error::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Error::Conflict(_) => "CONFLICT",
             Error::RequestTimeout => "REQUEST_TIMEOUT",
             Error::RateLimited(_) => "RATE_LIMITED",
@@ -218,6 +242,7 @@ impl From<Error> for V2Error {
         };
         V2Error {
             retry_after: err.retry_after(),
+            allow: err.allow(),
             ..V2Error::new(err.status_code(), code, err.to_string())
         }
     }

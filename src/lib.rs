@@ -82,10 +82,15 @@ pub fn app(
             middleware::Logger::new("%a \"%U\" %s %b %Dms request_id=%{x-request-id}o"),
         ))
         .configure(api::health::routes)
-        .route("/metrics", web::get().to(metrics::export))
-        .route(
-            "/api/openapi.json",
-            web::get().to(api::openapi::openapi_json),
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics::export))
+                .default_service(api::method_not_allowed("GET")),
+        )
+        .service(
+            web::resource("/api/openapi.json")
+                .route(web::get().to(api::openapi::openapi_json))
+                .default_service(api::method_not_allowed("GET")),
         )
         .configure(api::v0::routes)
         .configure(api::v2::routes)

@@ -18,12 +18,6 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
-/// Shortest password accepted, in bytes, after NFKC normalisation.
-pub const MIN_PASSWORD_BYTES: usize = 8;
-/// Longest password accepted, in bytes as sent, checked before any work is done on it. (NFKC
-/// can make it up to 18 times longer, which hashing handles the same.)
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-
 fn argon2() -> Argon2<'static> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("valid argon2 parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)

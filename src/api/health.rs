@@ -13,12 +13,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(healthz))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/readyz")
             .route(web::get().to(readyz))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     );
 }
 

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod openapi;
+pub mod rules;
 pub mod v0;
 pub mod v2;
 
@@ -144,7 +145,8 @@ pub async fn not_found() -> Result<HttpResponse> {
     Err(Error::NotFound("not found"))
 }
 
-/// A route called with a method it does not take.
-pub async fn method_not_allowed() -> Result<HttpResponse> {
-    Err(Error::MethodNotAllowed)
+/// What a route answers to a method it does not take: 405, with `Allow` naming the methods it
+/// takes (`allow`, e.g. `"GET"`).
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(Error::MethodNotAllowed(allow)) })
 }

@@ -155,10 +155,40 @@ pub struct ApiDoc;
 pub fn document() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document serialises")
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        fix_link_keys(&mut doc);
+        doc.to_string()
     })
+}
+
+/// utoipa 5 writes a response link's fields in snake case (`operation_id`); OpenAPI spells
+/// them `operationId`, `operationRef` and `requestBody`.
+fn fix_link_keys(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(from) {
+                    link.insert(to.to_owned(), value);
+                }
+            }
+        }
+    }
 }
 
 /// `GET /api/openapi.json`: this server's OpenAPI 3.1 document.

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::api::{method_not_allowed, read_json, read_query};
+use crate::api::{method_not_allowed, read_json, read_query, rules};
 use crate::auth::authenticate;
 use crate::error::{Error, Result};
 use crate::limits::Budget;
@@ -19,22 +19,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/v0/user/create")
             .route(web::post().to(create_user))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/api/v0/user/list")
             .route(web::get().to(list_users))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/api/v0/user")
             .route(web::get().to(get_user_by_identifier))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/api/v0/user/{client_user_id}")
             .route(web::get().to(get_user))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(method_not_allowed("GET")),
     );
 }
 
@@ -42,7 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// 1 to 254 characters once trimmed, no control characters.
+    #[schema(schema_with = rules::identifier_schema)]
     pub identifier: String,
 }
 
@@ -53,11 +53,15 @@ pub struct CreateUser {
 #[utoipa::path(
     post,
     path = "/api/v0/user/create",
+    operation_id = "v0_create_user",
     tag = "v0",
     request_body = CreateUser,
     security(("api_key_id" = [])),
     responses(
-        (status = 200, description = "The new user", body = UserJson),
+        (status = 200, description = "The new user", body = UserJson, links(
+            ("GetUserById" = (operation_id = "v0_get_user", parameters(("client_user_id" = "$response.body#/ID")))),
+            ("GetUserByIdentifier" = (operation_id = "v0_get_user_by_identifier", parameters(("identifier" = "$response.body#/identifier")))),
+        )),
         (status = 400, description = "Invalid identifier or body", body = CotterError),
         (status = 409, description = "`user already exist`", body = CotterError),
         V0KeyErrors, V0BodyErrors,
@@ -80,13 +84,28 @@ pub(crate) async fn create_user(
     Ok(HttpResponse::Ok().json(UserJson::from(user)))
 }
 
-/// Query of `GET /api/v0/user`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Query of `GET /api/v0/user`. Missing is read as `None`, for a clearer 400 than serde's.
+#[derive(Debug, Deserialize)]
 pub struct IdentifierQuery {
-    /// The identifier the user was created with (compared after normalisation). Required.
-    #[param(required = true)]
     pub identifier: Option<String>,
+}
+
+/// The document's view of [`IdentifierQuery`]: required, with the identifier's rules.
+impl utoipa::IntoParams for IdentifierQuery {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![ParameterBuilder::new()
+            .name("identifier")
+            .parameter_in(ParameterIn::Query)
+            .required(utoipa::openapi::Required::True)
+            .description(Some(
+                "The identifier the user was created with (compared after normalisation).",
+            ))
+            .schema(Some(rules::identifier_schema()))
+            .build()]
+    }
 }
 
 /// `GET /api/v0/user?identifier=…`: the caller's user with this identifier.
@@ -96,6 +115,7 @@ pub struct IdentifierQuery {
 #[utoipa::path(
     get,
     path = "/api/v0/user",
+    operation_id = "v0_get_user_by_identifier",
     tag = "v0",
     params(IdentifierQuery),
     security(("api_key_id" = [])),
@@ -127,8 +147,9 @@ pub(crate) async fn get_user_by_identifier(
 #[utoipa::path(
     get,
     path = "/api/v0/user/{client_user_id}",
+    operation_id = "v0_get_user",
     tag = "v0",
-    params(("client_user_id" = String, Path, description = "The user's id (a UUID)")),
+    params(("client_user_id" = String, Path, format = Uuid, description = "The user's id (a UUID); any other string is answered like an unknown id")),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user", body = UserJson),
@@ -157,7 +178,7 @@ pub(crate) async fn get_user(
 pub struct PageQuery {
     /// Page number from 0 (the default) to `MAX_PAGE` (1,000,000 unless configured); 50 users
     /// a page.
-    #[param(value_type = Option<i64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1_000_000)]
     pub page: Option<String>,
 }
 
@@ -177,6 +198,7 @@ fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
 #[utoipa::path(
     get,
     path = "/api/v0/user/list",
+    operation_id = "v0_list_users",
     tag = "v0",
     params(PageQuery),
     security(("api_key_id" = [], "api_secret_key" = [])),

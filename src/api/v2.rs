@@ -13,20 +13,16 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::accounts::{self, Opened, ACCOUNT_TYPES};
+use crate::api::rules::{
+    self, valid_email, valid_phone, MAX_KYC_ID_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+};
 use crate::api::{read_json, StrictJson};
 use crate::auth::authenticate;
 use crate::error::{Error, V2Error};
 use crate::limits::Budget;
-use crate::passwords::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 use crate::users::{self, Identifier, NewProfileUser};
 use crate::{db, time, AppState};
-
-/// Longest first or last name, in characters.
-const MAX_NAME_CHARS: usize = 100;
-/// Longest KYC reference, in characters.
-const MAX_KYC_ID_CHARS: usize = 128;
-/// Most digits of an E.164 number.
-const MAX_PHONE_DIGITS: usize = 15;
 
 type V2Result = Result<HttpResponse, V2Error>;
 
@@ -37,18 +33,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/users")
                     .route(web::post().to(create_user))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(method_not_allowed("POST")),
             )
             .service(
                 web::resource("/users/{user_id}")
                     .route(web::get().to(get_user))
                     .route(web::patch().to(patch_user))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(method_not_allowed("GET, PATCH")),
             )
             .service(
                 web::resource("/accounts")
                     .route(web::post().to(open_account))
-                    .default_service(web::to(method_not_allowed)),
+                    .default_service(method_not_allowed("POST")),
             )
             .default_service(web::to(not_found)),
     );
@@ -62,50 +58,56 @@ async fn not_found() -> V2Result {
     ))
 }
 
-async fn method_not_allowed() -> V2Result {
-    Err(Error::MethodNotAllowed.into())
+/// 405 in the v2 shape, with `Allow` naming the methods the route takes.
+fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(
+        move || async move { Err::<HttpResponse, V2Error>(Error::MethodNotAllowed(allow).into()) },
+    )
 }
 
 /// The body of `POST /v2/users`, for the document: the handler validates the JSON by hand, so
 /// that it can report every problem at once.
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
     login: LoginBody,
-    /// E.164: `+` and up to 15 digits.
-    #[schema(example = "+15551234567")]
+    #[schema(schema_with = rules::phone_schema)]
     phone_number: String,
-    /// 1 to 100 characters.
+    #[schema(schema_with = rules::name_schema)]
     first_name: String,
-    /// 1 to 100 characters.
+    #[schema(schema_with = rules::name_schema)]
     last_name: String,
 }
 
 /// `login` of `POST /v2/users`.
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
-    /// At most 254 characters; the user's identifier, shared with v0.
+    #[schema(schema_with = rules::email_schema)]
     email: String,
-    /// 8 bytes (after NFKC) to 1,024 bytes.
-    #[schema(format = Password)]
+    #[schema(schema_with = rules::password_schema)]
     password: String,
 }
 
-/// The body of `PATCH /v2/users/{user_id}`: only `kyc_id` may be set.
+/// The body of `PATCH /v2/users/{user_id}`: only `kyc_id` may be set. The body may also repeat
+/// the path's `user_id` (a Cradl client habit); any other value is `USER_ID_MISMATCH`.
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct PatchUserBody {
-    /// 1 to 128 characters.
+    #[schema(schema_with = rules::kyc_id_schema)]
     kyc_id: String,
-    /// If sent, must equal the path's.
-    user_id: Option<String>,
 }
 
 /// The body of `POST /v2/accounts`.
 #[allow(dead_code)]
 #[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct OpenAccountBody {
+    /// The user's id; an id that is not a UUID is answered like an unknown one.
+    #[schema(schema_with = rules::uuid_schema)]
     user_id: String,
     account_type: AccountType,
 }
@@ -159,6 +161,7 @@ impl Problems {
             codes: self.codes,
             msg: self.messages.join("; "),
             retry_after: None,
+            allow: None,
         })
     }
 }
@@ -191,44 +194,6 @@ fn string_field<'a>(
             None
         }
     }
-}
-
-/// An email address in the common `local@domain.tld` form: no spaces, quotes or comments, one
-/// `@`, a local part of at most 64 characters, a domain of dot-separated labels (letters, digits,
-/// hyphens, internationalised letters allowed).
-pub fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    let local_ok = !local.is_empty()
-        && local.chars().count() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && !"@\"(),:;<>[\\]".contains(c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = domain.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|label| {
-            !label.is_empty()
-                && label.chars().count() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    local_ok && domain_ok
-}
-
-/// E.164: `+`, a country code not starting with 0, at most 15 digits in all.
-pub fn valid_phone(phone: &str) -> bool {
-    let Some(digits) = phone.strip_prefix('+') else {
-        return false;
-    };
-    (2..=MAX_PHONE_DIGITS).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
 }
 
 /// A name: trimmed, 1 to 100 characters, no control characters.
@@ -272,12 +237,12 @@ fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
                 "EMAIL_INVALID",
                 &mut problems,
             ) {
-                let raw = raw.trim();
                 match Identifier::parse(raw) {
                     Ok(id) if valid_email(raw) => email = Some(id),
                     _ => problems.add(
                         "EMAIL_INVALID",
-                        "login.email is not a valid email address (at most 254 characters)",
+                        "login.email is not a valid email address (ASCII local@domain.tld, \
+                         at most 254 characters, no surrounding spaces)",
                     ),
                 }
             }
@@ -288,16 +253,17 @@ fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
                 "PASSWORD_INVALID",
                 &mut problems,
             ) {
-                // Checked before normalising: no work is spent on an oversized password.
-                if raw.len() > MAX_PASSWORD_BYTES {
+                // Counted as sent, before any other work is done on it.
+                let chars = raw.chars().count();
+                if chars > MAX_PASSWORD_CHARS {
                     problems.add(
                         "PASSWORD_TOO_LONG",
-                        format!("login.password must be at most {MAX_PASSWORD_BYTES} bytes"),
+                        format!("login.password must be at most {MAX_PASSWORD_CHARS} characters"),
                     );
-                } else if passwords::normalize(raw).len() < MIN_PASSWORD_BYTES {
+                } else if chars < MIN_PASSWORD_CHARS {
                     problems.add(
                         "PASSWORD_TOO_SHORT",
-                        format!("login.password must be at least {MIN_PASSWORD_BYTES} bytes"),
+                        format!("login.password must be at least {MIN_PASSWORD_CHARS} characters"),
                     );
                 } else {
                     password = Some(raw.to_owned());
@@ -322,7 +288,7 @@ fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
         if !ok {
             problems.add(
                 "PHONE_INVALID",
-                "phone_number must be E.164: + and up to 15 digits",
+                "phone_number must be E.164: + and 2 to 15 digits, the first not 0",
             );
         }
         ok.then(|| raw.to_owned())
@@ -384,11 +350,15 @@ pub(crate) struct Written<'a> {
 #[utoipa::path(
     post,
     path = "/v2/users",
+    operation_id = "v2_create_user",
     tag = "v2",
     request_body = NewUserBody,
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
-        (status = 201, description = "Created", body = Written),
+        (status = 201, description = "Created", body = Written, links(
+            ("GetUser" = (operation_id = "v2_get_user", parameters(("user_id" = "$response.body#/id")))),
+            ("PatchUser" = (operation_id = "v2_patch_user", parameters(("user_id" = "$response.body#/id")))),
+        )),
         (status = 400, description = "Every validation problem", body = V2ErrorBody),
         (status = 409, description = "EMAIL_TAKEN", body = V2ErrorBody),
         V2KeyErrors, V2BodyErrors,
@@ -466,8 +436,9 @@ fn user_id(raw: &str) -> Result<Uuid, V2Error> {
 #[utoipa::path(
     get,
     path = "/v2/users/{user_id}",
+    operation_id = "v2_get_user",
     tag = "v2",
-    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    params(("user_id" = String, Path, format = Uuid, description = "The user's id (a UUID); any other string is answered like an unknown id")),
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 200, description = "The user", body = UserProfile),
@@ -511,12 +482,15 @@ pub(crate) async fn get_user(
 #[utoipa::path(
     patch,
     path = "/v2/users/{user_id}",
+    operation_id = "v2_patch_user",
     tag = "v2",
-    params(("user_id" = String, Path, description = "The user's id (a UUID)")),
+    params(("user_id" = String, Path, format = Uuid, description = "The user's id (a UUID); any other string is answered like an unknown id")),
     request_body = PatchUserBody,
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
-        (status = 200, description = "Updated", body = Written),
+        (status = 200, description = "Updated", body = Written, links(
+            ("OpenAccount" = (operation_id = "v2_open_account", request_body = json!({"user_id": "$response.body#/id", "account_type": "checking"}))),
+        )),
         (status = 400, description = "Every validation problem", body = V2ErrorBody),
         (status = 404, description = "USER_NOT_FOUND", body = V2ErrorBody),
         V2KeyErrors, V2BodyErrors,
@@ -585,6 +559,7 @@ pub(crate) async fn patch_user(
 #[utoipa::path(
     post,
     path = "/v2/accounts",
+    operation_id = "v2_open_account",
     tag = "v2",
     request_body = OpenAccountBody,
     security(("api_key_id" = [], "api_secret_key" = [])),
@@ -650,58 +625,5 @@ pub(crate) async fn open_account(
             "KYC_REQUIRED",
             "the user needs a kyc_id before an account can be opened",
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails() {
-        for ok in [
-            "a@b.co",
-            "first.last+tag@example.com",
-            "ü@bücher.de",
-            "x@sub-domain.example.org",
-        ] {
-            assert!(valid_email(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "a",
-            "a@",
-            "@b.co",
-            "a@b",
-            "a b@c.de",
-            "a@@b.co",
-            ".a@b.co",
-            "a..b@c.de",
-            "a@-b.co",
-            "a@b..co",
-            "\"a\"@b.co",
-            "a@b.c_o",
-        ] {
-            assert!(!valid_email(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn phones() {
-        for ok in ["+15551234567", "+442071838750", "+123456789012345"] {
-            assert!(valid_phone(ok), "{ok}");
-        }
-        for bad in [
-            "15551234567",
-            "+",
-            "+1",
-            "+0123",
-            "+1234567890123456",
-            "+1 555 123",
-            "+1-555",
-            "+１２３",
-        ] {
-            assert!(!valid_phone(bad), "{bad}");
-        }
     }
 }
