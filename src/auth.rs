@@ -161,9 +161,10 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers().get(name).map(|v| v.to_str().unwrap_or(""))
 }
 
-/// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when `need_secret` or when
-/// the project requires it on every route; then spends one unit of the project's `budget`
-/// (429 when it is spent).
+/// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when `need_secret`, when
+/// the project requires it on every route, or whenever it is sent (a wrong, revoked or other
+/// project's secret is refused even where none is needed, so that its use shows up at once);
+/// then spends one unit of the project's `budget` (429 when it is spent).
 pub async fn authenticate(
     req: &HttpRequest,
     need_secret: bool,
@@ -181,9 +182,9 @@ pub async fn authenticate(
         .get(state, id)
         .await?
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
-    if need_secret || keys.require_secret {
-        let secret = header(req, SECRET_HEADER)
-            .ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
+    let sent = header(req, SECRET_HEADER);
+    if need_secret || keys.require_secret || sent.is_some() {
+        let secret = sent.ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
         if !keys.accepts(secret) {
             return Err(Error::Unauthorized(
                 "API_SECRET_KEY is not valid for this API_KEY_ID",

@@ -61,7 +61,18 @@ pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Pay
 /// Reads the query string into `T`; errors in the API's error shape. Handlers call it after the
 /// key check.
 pub fn read_query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T> {
-    web::Query::<T>::from_query(req.query_string())
+    let query = req.query_string();
+    // The decoder below would replace invalid UTF-8 with U+FFFD, making `%FF` and `%EF%BF%BD`
+    // one identifier; such a query is refused instead, as such a body is.
+    if percent_encoding::percent_decode_str(query)
+        .decode_utf8()
+        .is_err()
+    {
+        return Err(Error::BadRequest(
+            "invalid query string: not UTF-8 once percent-decoded".into(),
+        ));
+    }
+    web::Query::<T>::from_query(query)
         .map(web::Query::into_inner)
         .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))
 }
