@@ -4,12 +4,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::server::{http, start_server};
 use common::{Backend, TestDb};
 use cotterd::projects;
 
@@ -181,63 +182,6 @@ async fn commands_reject_bad_input_clearly(backend: Backend) {
         "prefix",
     );
     fails(&["secrets", "revoke", "--project", &id], "--secret-prefix");
-}
-
-/// A running server and its captured log.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> (Server, std::process::ChildStderr) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cotterd"))
-        .env("DATABASE_URL", &db.url)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("WORKERS", "1")
-        .env("RUST_LOG", "info")
-        .envs(extra_env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cotterd");
-    let stderr = child.stderr.take().unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Server { child, port }, stderr)
-}
-
-/// One HTTP/1.1 request over a plain socket, as curl sends it.
-fn http(port: u16, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 async fn serves_the_documented_curl_requests(backend: Backend) {

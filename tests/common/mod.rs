@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::OnceLock;
 
 use actix_http::Request;
