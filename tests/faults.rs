@@ -389,10 +389,7 @@ async fn a_busy_pool_answers_503_in_each_apis_shape(backend: Backend) {
     }
     assert_eq!(app.count_all_users(), users_before + creates as i64);
 
-    let prefix = match backend {
-        Backend::Postgres => "pool",
-        Backend::Sqlite => "pool.sqlite",
-    };
+    let prefix = format!("pool.{}", backend.label());
     figure(&format!("{prefix}.size"), POOL_SIZE);
     figure(&format!("{prefix}.timeout_ms"), POOL_TIMEOUT_MS);
     figure(&format!("{prefix}.requests"), replies.len());

@@ -1628,10 +1628,16 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
     let a_after = Snapshot::take(&app, Some(&a.keys.id));
     let (added, changed) = a_after.diff(&a_before);
 
-    figure("bola.probes", probes.len());
-    figure("bola.leaks", leaks.len());
-    figure("bola.answers_differing_from_not_found", differing.len());
-    figure("bola.a_rows_changed", added.len() + changed.len());
+    figure(&format!("bola.{}.probes", backend.label()), probes.len());
+    figure(&format!("bola.{}.leaks", backend.label()), leaks.len());
+    figure(
+        &format!("bola.{}.answers_differing_from_not_found", backend.label()),
+        differing.len(),
+    );
+    figure(
+        &format!("bola.{}.a_rows_changed", backend.label()),
+        added.len() + changed.len(),
+    );
     assert!(
         leaks.is_empty(),
         "A's data in B's answers: {}",
@@ -2008,9 +2014,15 @@ async fn credentials_matrix(backend: Backend) {
         &cells,
         &statuses,
     );
-    figure("creds.cells", cells.len());
-    figure("creds.unexpected_successes", unexpected_successes);
-    figure("creds.unexpected_401", unexpected_401);
+    figure(&format!("creds.{}.cells", backend.label()), cells.len());
+    figure(
+        &format!("creds.{}.unexpected_successes", backend.label()),
+        unexpected_successes,
+    );
+    figure(
+        &format!("creds.{}.unexpected_401", backend.label()),
+        unexpected_401,
+    );
     assert!(problems.is_empty(), "{}", listing(&problems));
     assert_eq!(
         rows(&app),
@@ -2152,9 +2164,18 @@ async fn credentials_never_leak_from_the_process(backend: Backend) {
         &cells,
         &statuses,
     );
-    figure("creds.process_requests", requests);
-    figure("creds.log_lines_scanned", log.len());
-    figure("creds.secret_in_output", found.len());
+    figure(
+        &format!("creds.{}.process_requests", backend.label()),
+        requests,
+    );
+    figure(
+        &format!("creds.{}.log_lines_scanned", backend.label()),
+        log.len(),
+    );
+    figure(
+        &format!("creds.{}.secret_in_output", backend.label()),
+        found.len(),
+    );
     assert!(problems.is_empty(), "{}", listing(&problems));
     assert!(
         log.len() >= requests,

@@ -317,3 +317,13 @@ pub fn url_encode(s: &str) -> String {
 pub fn figure(name: &str, value: impl std::fmt::Display) {
     println!("figure: {name} = {value}");
 }
+
+impl Backend {
+    /// `sqlite` or `postgres`, for figure names.
+    pub fn label(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
