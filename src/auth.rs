@@ -182,7 +182,8 @@ pub async fn authenticate(
         .get(state, id)
         .await?
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
-    let sent = header(req, SECRET_HEADER);
+    // An empty header is what a client with no secret configured sends: not a secret.
+    let sent = header(req, SECRET_HEADER).filter(|s| !s.is_empty());
     if need_secret || keys.require_secret || sent.is_some() {
         let secret = sent.ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
         if !keys.accepts(secret) {

@@ -54,6 +54,22 @@ pub const MAX_NAME_CHARS: usize = 100;
 /// Longest KYC reference, in characters once trimmed.
 pub const MAX_KYC_ID_CHARS: usize = 128;
 
+/// `raw` trimmed, if that is 1 to `max_chars` characters with no control character: the rule
+/// [`trimmed_text_pattern`] states.
+pub fn trimmed_text(raw: &str, max_chars: usize) -> Option<&str> {
+    let text = raw.trim();
+    let ok = !text.is_empty()
+        && text.chars().count() <= max_chars
+        && !text.chars().any(char::is_control);
+    ok.then_some(text)
+}
+
+/// A user id in the hyphenated form the document's `format: uuid` names (the simple, braced and
+/// URN spellings are not ids here).
+pub fn parse_id(raw: &str) -> Option<uuid::Uuid> {
+    (raw.len() == 36).then(|| uuid::Uuid::try_parse(raw).ok())?
+}
+
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("a valid pattern"))
 }
@@ -74,7 +90,7 @@ fn string() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String)
 }
 
-fn trimmed_text(max_chars: usize, description: String) -> Object {
+fn trimmed_text_schema(max_chars: usize, description: String) -> Object {
     string()
         .pattern(Some(trimmed_text_pattern(max_chars)))
         .description(Some(description))
@@ -84,7 +100,7 @@ fn trimmed_text(max_chars: usize, description: String) -> Object {
 /// A v0 identifier (body and query): see `users::Identifier::parse`.
 pub fn identifier_schema() -> Object {
     let max = crate::users::MAX_IDENTIFIER_CHARS;
-    trimmed_text(
+    trimmed_text_schema(
         max,
         format!(
             "1 to {max} characters once trimmed, no control characters; compared after NFKC \
@@ -95,7 +111,7 @@ pub fn identifier_schema() -> Object {
 
 /// A v2 first or last name.
 pub fn name_schema() -> Object {
-    trimmed_text(
+    trimmed_text_schema(
         MAX_NAME_CHARS,
         format!("1 to {MAX_NAME_CHARS} characters once trimmed, no control characters."),
     )
@@ -103,7 +119,7 @@ pub fn name_schema() -> Object {
 
 /// A v2 KYC reference.
 pub fn kyc_id_schema() -> Object {
-    trimmed_text(
+    trimmed_text_schema(
         MAX_KYC_ID_CHARS,
         format!("1 to {MAX_KYC_ID_CHARS} characters once trimmed, no control characters."),
     )
@@ -185,7 +201,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        for n in [253, 254, 255] {
+        for n in [99, 100, 101, 127, 128, 129, 253, 254, 255] {
             samples.push("x".repeat(n));
             samples.push(format!("  {}  ", "é".repeat(n)));
             samples.push(format!("a{}b", " ".repeat(n - 2)));
@@ -194,14 +210,36 @@ mod tests {
     }
 
     #[test]
-    fn the_identifier_pattern_is_the_identifier_check() {
-        let pattern = Regex::new(&trimmed_text_pattern(254)).unwrap();
-        for sample in samples() {
-            assert_eq!(
-                pattern.is_match(&sample),
-                Identifier::parse(&sample).is_ok(),
-                "{sample:?}"
-            );
+    fn the_trimmed_text_pattern_is_the_trimmed_text_check() {
+        for max in [MAX_NAME_CHARS, MAX_KYC_ID_CHARS, 254] {
+            let pattern = Regex::new(&trimmed_text_pattern(max)).unwrap();
+            for sample in samples() {
+                let by_pattern = pattern.is_match(&sample);
+                assert_eq!(
+                    by_pattern,
+                    trimmed_text(&sample, max).is_some(),
+                    "{max}: {sample:?}"
+                );
+                if max == 254 {
+                    // The identifier adds only its 1 KiB bound on the normalised form.
+                    assert_eq!(by_pattern, Identifier::parse(&sample).is_ok(), "{sample:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_are_hyphenated_uuids_only() {
+        let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        assert!(parse_id(id).is_some());
+        for other in [
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+            " 67e55044-10b1-426f-9247-bb680e5fe0c8",
+            "67e55044-10b1-426f-9247-bb680e5fe0cg",
+        ] {
+            assert!(parse_id(other).is_none(), "{other}");
         }
     }
 

@@ -5,7 +5,6 @@
 use crate::api::openapi::{CotterError, V0BodyErrors, V0KeyErrors};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::api::{method_not_allowed, read_json, read_query, rules};
 use crate::auth::authenticate;
@@ -163,7 +162,7 @@ pub(crate) async fn get_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let project = authenticate(&req, false, Budget::Read).await?;
-    let id = Uuid::try_parse(&path).map_err(|_| Error::NotFound("user not found"))?;
+    let id = rules::parse_id(&path).ok_or(Error::NotFound("user not found"))?;
     let user = db::run(&state.pool, move |conn| {
         users::find_by_id(conn, &project.issuer, &id)
     })
@@ -182,11 +181,13 @@ pub struct PageQuery {
     pub page: Option<String>,
 }
 
-/// Reads `page`: absent means 0; anything but a whole number from 0 to `max_page` is a 400.
+/// Reads `page`: absent means 0; anything but a whole number (digits only) from 0 to `max_page`
+/// is a 400.
 fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
     let Some(raw) = raw else { return Ok(0) };
-    match raw.trim().parse::<i64>() {
-        Ok(page) if (0..=max_page).contains(&page) => Ok(page),
+    let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse::<i64>() {
+        Ok(page) if digits && (0..=max_page).contains(&page) => Ok(page),
         _ => Err(Error::BadRequest(format!(
             "page must be a whole number from 0 to {max_page}"
         ))),
@@ -233,7 +234,17 @@ mod tests {
         assert_eq!(parse_page(None, max).unwrap(), 0);
         assert_eq!(parse_page(Some("3"), max).unwrap(), 3);
         assert_eq!(parse_page(Some("1000000"), max).unwrap(), 1_000_000);
-        for bad in ["-1", "x", "", "1.5", "1000001", "99999999999999999999999"] {
+        for bad in [
+            "-1",
+            "x",
+            "",
+            "1.5",
+            "1000001",
+            "99999999999999999999999",
+            " 5",
+            "+5",
+            "5 ",
+        ] {
             assert!(parse_page(Some(bad), max).is_err(), "{bad}");
         }
         assert!(parse_page(Some("11"), 10).is_err());

@@ -196,15 +196,6 @@ fn string_field<'a>(
     }
 }
 
-/// A name: trimmed, 1 to 100 characters, no control characters.
-fn valid_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    let ok = !name.is_empty()
-        && name.chars().count() <= MAX_NAME_CHARS
-        && !name.chars().any(char::is_control);
-    ok.then(|| name.to_owned())
-}
-
 /// A create request that passed validation.
 struct NewUser {
     email: Identifier,
@@ -295,7 +286,7 @@ fn parse_new_user(body: Map<String, Value>) -> Result<NewUser, V2Error> {
     });
     let mut name = |key: &str, required, invalid| {
         string_field(&body, key, required, invalid, &mut problems).and_then(|raw| {
-            let name = valid_name(raw);
+            let name = rules::trimmed_text(raw, MAX_NAME_CHARS).map(str::to_owned);
             if name.is_none() {
                 problems.add(
                     invalid,
@@ -428,7 +419,7 @@ pub(crate) struct UserProfile {
 }
 
 fn user_id(raw: &str) -> Result<Uuid, V2Error> {
-    Uuid::try_parse(raw).map_err(|_| V2Error::user_not_found())
+    rules::parse_id(raw).ok_or_else(V2Error::user_not_found)
 }
 
 /// `GET /v2/users/{user_id}`: the user's profile and account ids (oldest first). 404
@@ -508,7 +499,7 @@ pub(crate) async fn patch_user(
     problems.only(&body, &["kyc_id", "user_id"], "");
     match body.get("user_id") {
         None => {}
-        Some(Value::String(s)) if matches!((Uuid::try_parse(s), Uuid::try_parse(&path)), (Ok(a), Ok(b)) if a == b) =>
+        Some(Value::String(s)) if matches!((rules::parse_id(s), rules::parse_id(&path)), (Some(a), Some(b)) if a == b) =>
             {}
         Some(_) => problems.add(
             "USER_ID_MISMATCH",
@@ -523,11 +514,8 @@ pub(crate) async fn patch_user(
         &mut problems,
     )
     .and_then(|raw| {
-        let kyc_id = raw.trim();
-        let ok = !kyc_id.is_empty()
-            && kyc_id.chars().count() <= MAX_KYC_ID_CHARS
-            && !kyc_id.chars().any(char::is_control);
-        if !ok {
+        let kyc_id = rules::trimmed_text(raw, MAX_KYC_ID_CHARS);
+        if kyc_id.is_none() {
             problems.add(
                 "KYC_ID_INVALID",
                 format!(
@@ -535,7 +523,7 @@ pub(crate) async fn patch_user(
                 ),
             );
         }
-        ok.then(|| kyc_id.to_owned())
+        kyc_id.map(str::to_owned)
     });
     problems.finish()?;
     let kyc_id =

@@ -290,7 +290,7 @@ pub fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Re
     match result {
         Err(err @ (Error::Unavailable | Error::Internal(_))) if pooled.conn.ping().is_err() => {
             pooled.broken = true;
-            log::warn!("database connection lost, dropped from the pool: {err}");
+            log::warn!("database connection lost, dropped from the pool: {err:?}");
             Err(Error::Unavailable)
         }
         result => result,
