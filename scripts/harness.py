@@ -35,7 +35,8 @@ def db_url(admin_url, database):
 
 
 def psql(url, sql):
-    return run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", url, "-c", sql])
+    # -w: never wait at a password prompt.
+    return run(["psql", "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1", "-At", url, "-c", sql])
 
 
 def fresh_pg_database(admin_url, database):
