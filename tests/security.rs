@@ -165,6 +165,19 @@ where
     send(svc, req.test_request()).await
 }
 
+/// Signs a v2 user up with `body` and sets its `kyc_id` (asserting both succeed); its id.
+async fn signed_up_with_kyc<S, B>(svc: &S, keys: &Keys, body: &Value, kyc_id: &str) -> String
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let id = reply_id(&call(svc, &Req::post("/v2/users").keys(keys).json(body)).await);
+    let patch = Req::patch(format!("/v2/users/{id}")).keys(keys);
+    let reply = call(svc, &patch.json(&json!({ "kyc_id": kyc_id }))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    id
+}
+
 /// What is wrong with an error reply's shape, if anything: `{"msg", "type": ""}` for Cotter's
 /// v0 API and everything outside `/v2`; `{"error_codes": [CODES], "msg"}` under `/v2`.
 fn shape_problem(path: &str, reply: &Reply) -> Option<String> {
@@ -1020,14 +1033,7 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         .await,
     );
     let nina_body = v2_user(NINA, PASSWORD, "+15551234567", "Nina");
-    let nina = reply_id(&call(&svc, &Req::post("/v2/users").keys(&keys).json(&nina_body)).await);
-    let patch = Req::patch(format!("/v2/users/{nina}")).keys(&keys);
-    assert_eq!(
-        call(&svc, &patch.json(&json!({"kyc_id": "kyc-nina"})))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    let nina = signed_up_with_kyc(&svc, &keys, &nina_body, "kyc-nina").await;
     let open = Req::post("/v2/accounts").keys(&keys);
     let account = reply_id(
         &call(
@@ -1781,15 +1787,7 @@ impl Matrix {
                 "+15551234567",
                 "Ada",
             );
-            let v2_id =
-                reply_id(&call(&svc, &Req::post("/v2/users").keys(&keys).json(&body)).await);
-            let patch = Req::patch(format!("/v2/users/{v2_id}")).keys(&keys);
-            assert_eq!(
-                call(&svc, &patch.json(&json!({"kyc_id": "kyc"})))
-                    .await
-                    .status,
-                StatusCode::OK
-            );
+            let v2_id = signed_up_with_kyc(&svc, &keys, &body, "kyc").await;
             targets.push(Target {
                 keys,
                 require_secret,
