@@ -1,22 +1,31 @@
-//! API key checks and the cache that keeps them off the database.
+//! Who is calling: the access policies routes declare, the key checks behind them, and the cache
+//! that keeps those checks off the database.
 //!
-//! [`authenticate`] only *parses and verifies* credentials: `API_KEY_ID` names the project and
-//! `API_SECRET_KEY` proves the caller holds one of its live secrets. Which users a project may
-//! reach is decided once, in `users`, where every query is scoped by the project's issuer.
+//! A handler names its policy in its signature (`caller: Caller<v0::AppWrite>`). The extractor
+//! *parses and verifies* the credentials — `API_KEY_ID` names the project, `API_SECRET_KEY`
+//! proves the caller holds one of its live secrets — spends one unit of the policy's budget, and
+//! hands the handler the authenticated [`Project`]. That is the only way a handler gets a
+//! `ProjectId`, and every project-scoped query (`scope`) needs one: which rows a caller reaches
+//! is decided by the types, not by each handler remembering a filter.
 //!
-//! Handlers call it before they read a body or a query string, so that a caller without valid
-//! keys always gets 401, whatever else is wrong with the request, and no body is read for it.
+//! A refused call is answered in the error shape of the policy's API. Extractors run before the
+//! handler body, and no handler reads its body before them, so a caller without valid keys
+//! always gets 401, whatever else is wrong with the request, and no body is read for it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, ResponseError};
 use moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::ids::{self, ProjectId};
 use crate::limits::Budget;
 use crate::{db, projects, AppState};
 
@@ -30,19 +39,93 @@ pub const SECRET_HEADER: &str = "api_secret_key";
 /// the database.
 const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(1);
 
+/// Which credentials a policy asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// `API_KEY_ID`, and `API_SECRET_KEY` too when the project requires it on every route
+    /// (`projects set --require-secret true`): what apps built on Cotter's SDKs send.
+    KeyId,
+    /// `API_KEY_ID` and `API_SECRET_KEY`: backend services only.
+    KeyAndSecret,
+}
+
+/// An access policy: who may call a route, what a call spends, and the API whose error shape
+/// answers a refused call. Each API declares its policies (`api::v0`, `api::v2`).
+///
+/// Whatever the policy, a secret that is sent is checked: a wrong, revoked or other project's
+/// secret is refused even where none is needed, so that its use shows up at once.
+pub trait Policy: 'static {
+    /// The credentials a call must carry.
+    const CREDENTIALS: Credentials;
+    /// The rate-limit budget a call spends.
+    const BUDGET: Budget;
+    /// The envelope a refusal is answered in.
+    type Error: From<Error> + ResponseError + 'static;
+}
+
 /// What a request's key check needs to know of a project.
 #[derive(Debug)]
-pub struct ProjectKeys {
+struct ProjectKeys {
     /// The canonical `API_KEY_ID`, which is also the issuer of the project's users.
-    pub issuer: String,
-    pub require_secret: bool,
+    id: ProjectId,
+    require_secret: bool,
     secret_hashes: Vec<[u8; 32]>,
 }
 
 impl ProjectKeys {
     /// Whether `secret` is one of the project's live secrets (constant time).
-    pub fn accepts(&self, secret: &str) -> bool {
+    fn accepts(&self, secret: &str) -> bool {
         projects::secret_matches(secret, &self.secret_hashes)
+    }
+}
+
+/// An authenticated caller's project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    keys: Arc<ProjectKeys>,
+}
+
+impl Project {
+    /// The project's id: what its queries are scoped by.
+    pub fn id(&self) -> &ProjectId {
+        &self.keys.id
+    }
+}
+
+/// A caller whose credentials passed policy `P`.
+pub struct Caller<P> {
+    project: Project,
+    policy: PhantomData<fn() -> P>,
+}
+
+impl<P> Caller<P> {
+    /// The caller's project, to move into a database closure.
+    pub fn into_project(self) -> Project {
+        self.project
+    }
+}
+
+impl<P> std::ops::Deref for Caller<P> {
+    type Target = Project;
+
+    fn deref(&self) -> &Project {
+        &self.project
+    }
+}
+
+impl<P: Policy> FromRequest for Caller<P> {
+    type Error = P::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, P::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let project = authenticate(&req, P::CREDENTIALS, P::BUDGET).await?;
+            Ok(Caller {
+                project,
+                policy: PhantomData,
+            })
+        })
     }
 }
 
@@ -68,13 +151,12 @@ struct Caches {
 #[derive(Clone)]
 pub struct AuthCache {
     caches: Option<Caches>,
-    loads: Arc<AtomicU64>,
-    counter: prometheus::IntCounter,
+    loads: prometheus::IntCounter,
 }
 
 impl AuthCache {
-    /// A cache sized and timed by `settings`, counting its database loads in `counter` too.
-    pub fn new(settings: &Settings, counter: prometheus::IntCounter) -> Self {
+    /// A cache sized and timed by `settings`, counting its database loads in `loads`.
+    pub fn new(settings: &Settings, loads: prometheus::IntCounter) -> Self {
         let ttl = settings.auth_cache_ttl();
         let caches = (!ttl.is_zero()).then(|| {
             let known = Cache::builder()
@@ -87,28 +169,23 @@ impl AuthCache {
                 .build();
             Caches { known, unknown }
         });
-        AuthCache {
-            caches,
-            loads: Arc::new(AtomicU64::new(0)),
-            counter,
-        }
+        AuthCache { caches, loads }
     }
 
-    /// How many times keys were read from the database (for tests and metrics).
+    /// How many times keys were read from the database (`cotterd_auth_key_loads_total`).
     pub fn loads(&self) -> u64 {
-        self.loads.load(Ordering::Relaxed)
+        self.loads.get()
     }
 
     fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Arc<ProjectKeys>, Miss> {
-        self.loads.fetch_add(1, Ordering::Relaxed);
-        self.counter.inc();
+        self.loads.inc();
         let loaded = db::with_conn(pool, |conn| {
             let Some(project) = projects::find(conn, id)? else {
                 return Ok(None);
             };
-            let secret_hashes = projects::live_secret_hashes(conn, &project.id)?;
+            let secret_hashes = projects::live_secret_hashes(conn, id)?;
             Ok(Some(Arc::new(ProjectKeys {
-                issuer: project.id,
+                id: project.key_id(),
                 require_secret: project.require_secret,
                 secret_hashes,
             })))
@@ -122,7 +199,7 @@ impl AuthCache {
 
     /// The keys of a project, from the cache when it has them (no database round trip); `None`
     /// for a key id no project has.
-    pub async fn get(&self, state: &AppState, id: Uuid) -> Result<Option<Arc<ProjectKeys>>> {
+    async fn get(&self, pool: &db::Pool, id: Uuid) -> Result<Option<Arc<ProjectKeys>>> {
         if let Some(Caches { known, unknown }) = &self.caches {
             if let Some(keys) = known.get(&id) {
                 return Ok(Some(keys));
@@ -132,7 +209,7 @@ impl AuthCache {
             }
         }
         let this = self.clone();
-        let pool = state.pool.clone();
+        let pool = pool.clone();
         // Concurrent misses of one key wait for a single load (`try_get_with`), and only that
         // load takes a database connection.
         let loaded = web::block(move || match &this.caches {
@@ -161,30 +238,30 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
     req.headers().get(name).map(|v| v.to_str().unwrap_or(""))
 }
 
-/// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when `need_secret`, when
-/// the project requires it on every route, or whenever it is sent (a wrong, revoked or other
-/// project's secret is refused even where none is needed, so that its use shows up at once);
-/// then spends one unit of the project's `budget` (429 when it is spent).
-pub async fn authenticate(
+/// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when the credentials ask
+/// for it, when the project requires it on every route, or whenever it is sent; then spends one
+/// unit of the project's `budget` (429 when it is spent).
+async fn authenticate(
     req: &HttpRequest,
-    need_secret: bool,
+    credentials: Credentials,
     budget: Budget,
-) -> Result<Arc<ProjectKeys>> {
+) -> Result<Project> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal("application state is missing".into()))?;
     let raw_id =
         header(req, KEY_ID_HEADER).ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;
-    let id = projects::parse_key_id(raw_id)
+    let id = ids::parse_uuid(raw_id)
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
     let keys = state
         .auth
-        .get(state, id)
+        .get(&state.pool, id)
         .await?
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
     // An empty header is what a client with no secret configured sends: not a secret.
     let sent = header(req, SECRET_HEADER).filter(|s| !s.is_empty());
-    if need_secret || keys.require_secret || sent.is_some() {
+    let needs_secret = credentials == Credentials::KeyAndSecret || keys.require_secret;
+    if needs_secret || sent.is_some() {
         let secret = sent.ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
         if !keys.accepts(secret) {
             return Err(Error::Unauthorized(
@@ -192,6 +269,6 @@ pub async fn authenticate(
             ));
         }
     }
-    state.limits.check(&keys.issuer, budget)?;
-    Ok(keys)
+    state.limits.check(&keys.id, budget)?;
+    Ok(Project { keys })
 }

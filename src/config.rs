@@ -1,130 +1,134 @@
 //! Settings, read from the environment (and `.env`, loaded by `main`) or from command-line flags.
 //!
 //! Every setting has a safe default so that `cotterd` runs on a fresh machine with none set.
+//! [`DatabaseSettings`] are what every command needs; [`Settings`] adds what only the server
+//! uses, so that `cotterd projects list --bind-addr …` is refused rather than ignored.
 
 use std::time::Duration;
 
 /// Where the embedded SQLite database lives when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/cotterd.db";
 
-/// All settings of the server and the CLI, in one typed struct.
+/// Where the data is: the settings of every command.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Settings {
+pub struct DatabaseSettings {
     /// Database to use: `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://PATH` (or a
     /// plain file path) for SQLite.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 
+    /// How long SQLite waits on a locked database before giving up, in milliseconds.
+    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(0..=600_000))]
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+/// The settings of the server: the database's and its own, in one typed struct.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Settings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        global = true,
-        env = "BIND_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind_addr: String,
 
     /// HTTP worker threads (0: one per CPU core).
-    #[arg(long, global = true, env = "WORKERS", default_value_t = 0)]
+    #[arg(long, env = "WORKERS", default_value_t = 0)]
     pub workers: usize,
 
     /// Database connections in the pool (0: four per CPU core). Many more costs read throughput
     /// when the database shares the cores; fewer costs writes, which wait on commits.
-    #[arg(long, global = true, env = "DB_POOL_SIZE", default_value_t = 0,
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub db_pool_size: u32,
 
     /// How long a request waits for a free database connection before it is answered
     /// 503 with `Retry-After`, in milliseconds.
-    #[arg(long, global = true, env = "DB_POOL_TIMEOUT_MS", default_value_t = 1000,
+    #[arg(long, env = "DB_POOL_TIMEOUT_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub db_pool_timeout_ms: u64,
 
-    /// How long SQLite waits on a locked database before giving up, in milliseconds.
-    #[arg(long, global = true, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
-          value_parser = clap::value_parser!(u32).range(0..=600_000))]
-    pub sqlite_busy_timeout_ms: u32,
-
     /// How long a project's keys are cached, in seconds. A revoked secret, a new secret or a
     /// changed project policy takes effect within this time. 0 disables the cache.
-    #[arg(long, global = true, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
+    #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub auth_cache_ttl_secs: u64,
 
     /// How many projects' keys the cache holds at most (known and unknown key ids alike).
-    #[arg(long, global = true, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
+    #[arg(long, env = "AUTH_CACHE_CAPACITY", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_cache_capacity: u64,
 
     /// Largest request body accepted, in bytes; larger bodies get 413.
-    #[arg(long, global = true, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
     pub max_body_bytes: u64,
 
     /// Largest request head accepted (request line and headers), in bytes; larger ones get 431.
     /// (actix itself refuses heads of a few hundred KiB before this is checked.)
-    #[arg(long, global = true, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u64).range(1024..=131_072))]
     pub max_header_bytes: u64,
 
     /// Highest page number `GET /api/v0/user/list` accepts (50 users a page).
-    #[arg(long, global = true, env = "MAX_PAGE", default_value_t = 1_000_000,
+    #[arg(long, env = "MAX_PAGE", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(i64).range(0..=100_000_000))]
     pub max_page: i64,
 
     /// How long `GET /readyz` waits for the database before answering 503, in milliseconds.
-    #[arg(long, global = true, env = "READY_TIMEOUT_MS", default_value_t = 500,
+    #[arg(long, env = "READY_TIMEOUT_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub ready_timeout_ms: u64,
 
     /// How long a client may take to send a request's headers, in milliseconds; slower clients
     /// get 408 and are disconnected.
-    #[arg(long, global = true, env = "HEADER_TIMEOUT_MS", default_value_t = 5_000,
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub header_timeout_ms: u64,
 
     /// How long a client may take to send a request's body, in milliseconds; slower clients get
     /// 408.
-    #[arg(long, global = true, env = "BODY_TIMEOUT_MS", default_value_t = 10_000,
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub body_timeout_ms: u64,
 
     /// How long an idle keep-alive connection is kept open, in seconds (0: no keep-alive).
-    #[arg(long, global = true, env = "KEEP_ALIVE_SECS", default_value_t = 5,
+    #[arg(long, env = "KEEP_ALIVE_SECS", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub keep_alive_secs: u64,
 
     /// On SIGTERM: how long requests in flight may take to finish before the server
     /// stops anyway, in seconds.
-    #[arg(long, global = true, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_timeout_secs: u64,
 
     /// Reads (get, list) a project may make per second on average, with bursts of twice that;
     /// past it the answer is 429 with `Retry-After`. 0 turns the limit off.
-    #[arg(long, global = true, env = "RATE_LIMIT_READS", default_value_t = 1000,
+    #[arg(long, env = "RATE_LIMIT_READS", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_reads: u32,
 
     /// Writes (creates, KYC updates, account opens) a project may make per second on average,
     /// with bursts of twice that. 0 turns the limit off.
-    #[arg(long, global = true, env = "RATE_LIMIT_WRITES", default_value_t = 100,
+    #[arg(long, env = "RATE_LIMIT_WRITES", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_writes: u32,
 
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
-    #[arg(long, global = true, env = "METRICS_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
     /// Password hashes computed at once (0: one less than the CPU cores, at least 1, so that
     /// reads keep a core while sign-ups are hashed). Each takes 19 MiB while it runs.
-    #[arg(long, global = true, env = "HASH_CONCURRENCY", default_value_t = 0,
+    #[arg(long, env = "HASH_CONCURRENCY", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=256))]
     pub hash_concurrency: u32,
 
     /// Password hashes allowed to wait for a free slot; past that a sign-up gets 503 with
     /// `Retry-After` at once.
-    #[arg(long, global = true, env = "HASH_QUEUE", default_value_t = 16,
+    #[arg(long, env = "HASH_QUEUE", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub hash_queue: u64,
 }
@@ -146,7 +150,7 @@ impl Settings {
         let mut settings = Defaults::from_arg_matches(&matches)
             .expect("default settings are valid")
             .settings;
-        settings.database_url = database_url.into();
+        settings.database.database_url = database_url.into();
         settings
     }
 

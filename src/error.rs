@@ -1,32 +1,69 @@
-//! The one application error type and its wire format: Cotter's `{"msg": "...", "type": ""}`.
+//! What can go wrong, and the wire shapes it is answered in.
+//!
+//! Which layer uses which type:
+//! - [`Error`] is what everything returns: the stores (`users`, `accounts`, `projects`), the
+//!   database and the hasher, and the request plumbing (`auth`, `limits`, body reading). It says
+//!   what happened — `IdentifierTaken`, `UserNotFound`, `Unavailable` — and its status, never
+//!   how a client sees it.
+//! - Each API answers in its own envelope, one type per shape: [`CotterError`] (Cotter's
+//!   `{"msg", "type": ""}`: the v0 API, the probes, metrics and unknown paths) and [`V2Error`]
+//!   (Cradl's `{"error_codes": [...], "msg"}`). Handlers return `Result<_, CotterError>` or
+//!   `Result<_, V2Error>`, and `?` wraps the `Error`; the envelope maps each domain error to its
+//!   API's words (`IdentifierTaken` is `user already exist` in v0, `EMAIL_TAKEN` in v2).
+//! - [`Envelope`] is the choice itself, for the answers no handler writes (unknown paths, 405,
+//!   431): [`Envelope::for_path`] is the one place that says which API a path belongs to, and
+//!   [`Envelope::respond`] the one place that writes an error response (and logs a 500's detail,
+//!   once).
+
+use std::fmt;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// Seconds a client is asked to wait after a 503.
-const RETRY_AFTER_SECS: &str = "1";
+/// Seconds a client is asked to wait after a 503 (`Retry-After`).
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// One problem found in a request, with a stable UPPER_SNAKE code (v2 lists the codes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: &'static str,
+    pub message: String,
+}
 
 /// Everything a request can fail with. The message of each client error is shown to the client;
-/// internal errors are logged and answered with a generic message.
+/// an internal error's detail is logged and answered with a generic message.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// 400: the request is malformed or fails validation.
+    /// 400: a value or a body breaks a rule.
     #[error("{0}")]
-    BadRequest(String),
+    Invalid(String),
+    /// 400: every problem found in a request body, each with its code.
+    #[error("{}", join_messages(.0))]
+    Problems(Vec<Problem>),
+    /// 409: another user of the project has this identifier (after normalisation).
+    #[error("the identifier is taken in this project")]
+    IdentifierTaken,
+    /// 404: the project has no such user (another project's user included).
+    #[error("user not found")]
+    UserNotFound,
+    /// 409: the user has no KYC reference, which opening an account needs.
+    #[error("the user needs a kyc_id before an account can be opened")]
+    KycRequired,
+    /// 404: no such route, project or secret.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 409: a row with this key exists already.
+    #[error("{0}")]
+    Conflict(&'static str),
     /// 401: missing or invalid API keys.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// 404: no such resource for this project.
-    #[error("{0}")]
-    NotFound(&'static str),
     /// 405: the route exists but not for this method; the methods it takes (`Allow`).
     #[error("method not allowed")]
-    MethodNotAllowed(&'static str),
-    /// 409: the resource already exists.
-    #[error("{0}")]
-    Conflict(&'static str),
+    MethodNotAllowed(String),
     /// 408: the client took too long to send its body.
     #[error("the request body took too long to arrive")]
     RequestTimeout,
@@ -42,7 +79,7 @@ pub enum Error {
     /// 415: the body is not `application/json`.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    /// 503: the database is busy or unreachable; the client should retry.
+    /// 503: the database (or the hashing queue) is busy or unreachable; the client should retry.
     #[error("service temporarily unavailable, retry shortly")]
     Unavailable,
     /// 500: a bug or an unexpected database failure. The detail is logged, never sent.
@@ -50,83 +87,228 @@ pub enum Error {
     Internal(String),
 }
 
-/// Cotter's error envelope. `type` is always empty, as Cotter's clients expect.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    msg: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
+fn join_messages(problems: &[Problem]) -> String {
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    messages.join("; ")
 }
 
 impl Error {
-    /// The `Retry-After` seconds this error asks for, if any.
-    pub fn retry_after(&self) -> Option<String> {
+    /// The HTTP status this error is answered with, whatever the API.
+    pub fn status(&self) -> StatusCode {
         match self {
-            Error::Unavailable => Some(RETRY_AFTER_SECS.to_owned()),
-            Error::RateLimited(secs) => Some(secs.to_string()),
-            _ => None,
-        }
-    }
-
-    /// The `Allow` header of a 405 (RFC 9110 requires it).
-    pub fn allow(&self) -> Option<&'static str> {
-        match self {
-            Error::MethodNotAllowed(methods) => Some(methods),
-            _ => None,
-        }
-    }
-}
-
-/// A response of `status` with the headers an error asks for.
-fn error_builder(
-    status: StatusCode,
-    retry_after: Option<&str>,
-    allow: Option<&str>,
-) -> actix_web::HttpResponseBuilder {
-    let mut response = HttpResponse::build(status);
-    if let Some(secs) = retry_after {
-        response.insert_header((header::RETRY_AFTER, secs));
-    }
-    if let Some(methods) = allow {
-        response.insert_header((header::ALLOW, methods));
-    }
-    response
-}
-
-impl ResponseError for Error {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid(_) | Error::Problems(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::IdentifierTaken | Error::KycRequired | Error::Conflict(_) => {
+                StatusCode::CONFLICT
+            }
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn error_response(&self) -> HttpResponse {
-        if let Error::Internal(detail) = self {
-            log::error!("internal error: {detail}");
+    /// The `Retry-After` seconds this error asks for, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Unavailable => Some(RETRY_AFTER_SECS),
+            Error::RateLimited(secs) => Some(*secs),
+            _ => None,
         }
-        let msg = self.to_string();
-        error_builder(
-            self.status_code(),
-            self.retry_after().as_deref(),
-            self.allow(),
-        )
-        .json(ErrorBody {
-            msg: &msg,
-            kind: "",
-        })
+    }
+
+    /// The `Allow` header of a 405 (RFC 9110 requires it).
+    pub fn allow(&self) -> Option<&str> {
+        match self {
+            Error::MethodNotAllowed(methods) => Some(methods),
+            _ => None,
+        }
+    }
+
+    /// The stable codes v2 answers this error with.
+    fn v2_codes(&self) -> Vec<&'static str> {
+        let code = match self {
+            Error::Problems(problems) => {
+                let mut codes: Vec<&'static str> = Vec::with_capacity(problems.len());
+                for problem in problems {
+                    if !codes.contains(&problem.code) {
+                        codes.push(problem.code);
+                    }
+                }
+                return codes;
+            }
+            Error::Invalid(_) => "INVALID_BODY",
+            Error::IdentifierTaken => "EMAIL_TAKEN",
+            Error::UserNotFound => "USER_NOT_FOUND",
+            Error::KycRequired => "KYC_REQUIRED",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::Conflict(_) => "CONFLICT",
+            Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
+            Error::RequestTimeout => "REQUEST_TIMEOUT",
+            Error::RateLimited(_) => "RATE_LIMITED",
+            Error::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
+            Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
+            Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Error::Unavailable => "SERVICE_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL_ERROR",
+        };
+        vec![code]
+    }
+
+    /// What v2 says in `msg`.
+    fn v2_message(&self) -> String {
+        match self {
+            Error::IdentifierTaken => "this email is already used in this project".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// What Cotter's v0 API says in `msg`.
+    fn cotter_message(&self) -> String {
+        match self {
+            Error::IdentifierTaken => "user already exist".to_owned(),
+            other => other.to_string(),
+        }
     }
 }
+
+/// Cotter's error body: `{"msg": "...", "type": ""}` (v0 routes, probes' 401s).
+#[derive(Serialize, ToSchema)]
+#[schema(as = CotterError)]
+pub struct CotterErrorBody {
+    /// What went wrong, for people.
+    pub msg: String,
+    /// Always empty, as Cotter's clients expect.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl CotterErrorBody {
+    /// The body saying `msg`.
+    pub fn new(msg: impl Into<String>) -> Self {
+        CotterErrorBody {
+            msg: msg.into(),
+            kind: "",
+        }
+    }
+}
+
+/// The v2 error body: every problem found, as stable codes (README lists them).
+#[derive(Serialize, ToSchema)]
+pub struct V2ErrorBody {
+    /// Never empty.
+    #[schema(value_type = Vec<String>, min_items = 1)]
+    pub error_codes: Vec<&'static str>,
+    /// What went wrong, for people.
+    pub msg: String,
+}
+
+/// The wire shape an error is answered in: one per API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// Cotter's `{"msg", "type": ""}`: the v0 API and everything outside `/v2`.
+    Cotter,
+    /// Cradl's `{"error_codes": [...], "msg"}`: everything under `/v2`.
+    V2,
+}
+
+impl Envelope {
+    /// The API a request path belongs to, for the answers no handler writes (unknown paths,
+    /// 431). `path` is the path as routed (`match_info().as_str()`).
+    pub fn for_path(path: &str) -> Self {
+        if path == "/v2" || path.starts_with("/v2/") {
+            Envelope::V2
+        } else {
+            Envelope::Cotter
+        }
+    }
+
+    /// `err` as an actix error answered in this shape.
+    pub fn error(self, err: Error) -> actix_web::Error {
+        match self {
+            Envelope::Cotter => CotterError(err).into(),
+            Envelope::V2 => V2Error(err).into(),
+        }
+    }
+
+    /// The response to `err` in this shape, with `Retry-After` and `Allow` where the error asks
+    /// for them. An internal error's detail is logged here, and only here.
+    pub fn respond(self, err: &Error) -> HttpResponse {
+        if let Error::Internal(detail) = err {
+            log::error!("internal error: {detail}");
+        }
+        let mut response = HttpResponse::build(err.status());
+        if let Some(secs) = err.retry_after() {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(methods) = err.allow() {
+            response.insert_header((header::ALLOW, methods.to_owned()));
+        }
+        match self {
+            Envelope::Cotter => response.json(CotterErrorBody::new(err.cotter_message())),
+            Envelope::V2 => response.json(V2ErrorBody {
+                error_codes: err.v2_codes(),
+                msg: err.v2_message(),
+            }),
+        }
+    }
+}
+
+/// An error answered in Cotter's shape.
+#[derive(Debug)]
+pub struct CotterError(pub Error);
+
+/// An error answered in Cradl's v2 shape.
+#[derive(Debug)]
+pub struct V2Error(pub Error);
+
+/// The conversions `?` needs and the `ResponseError` of an envelope type.
+macro_rules! envelope_type {
+    ($name:ident, $envelope:expr) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl ResponseError for $name {
+            fn status_code(&self) -> StatusCode {
+                self.0.status()
+            }
+
+            fn error_response(&self) -> HttpResponse {
+                $envelope.respond(&self.0)
+            }
+        }
+
+        impl From<Error> for $name {
+            fn from(err: Error) -> Self {
+                $name(err)
+            }
+        }
+
+        impl From<DieselError> for $name {
+            fn from(err: DieselError) -> Self {
+                $name(err.into())
+            }
+        }
+
+        impl From<actix_web::error::BlockingError> for $name {
+            fn from(err: actix_web::error::BlockingError) -> Self {
+                $name(err.into())
+            }
+        }
+    };
+}
+
+envelope_type!(CotterError, Envelope::Cotter);
+envelope_type!(V2Error, Envelope::V2);
 
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {
@@ -135,8 +317,8 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 Error::Conflict("already exists")
             }
+            // `db::with_conn` logs the lost connection when it drops it from the pool.
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                log::warn!("database connection lost: {err}");
                 Error::Unavailable
             }
             // SQLite reports a lock held past busy_timeout as an unknown database error.
@@ -165,100 +347,70 @@ impl From<actix_web::error::BlockingError> for Error {
     }
 }
 
-/// An error of the Cradl v2 API: `{"error_codes": [...], "msg": "..."}`, where `error_codes`
-/// holds every problem found (stable UPPER_SNAKE codes, listed in README) and `msg` is for people.
-#[derive(Debug, Clone)]
-pub struct V2Error {
-    pub status: StatusCode,
-    pub codes: Vec<&'static str>,
-    pub msg: String,
-    /// `Retry-After` seconds, for 429 and 503.
-    pub retry_after: Option<String>,
-    /// `Allow`, for 405.
-    pub allow: Option<&'static str>,
-}
-
-impl V2Error {
-    /// An error with one code.
-    pub fn new(status: StatusCode, code: &'static str, msg: impl Into<String>) -> Self {
-        V2Error {
-            status,
-            codes: vec![code],
-            msg: msg.into(),
-            retry_after: None,
-            allow: None,
-        }
-    }
-
-    /// 404 `USER_NOT_FOUND`: also what another project's user looks like.
-    pub fn user_not_found() -> Self {
-        V2Error::new(StatusCode::NOT_FOUND, "USER_NOT_FOUND", "user not found")
-    }
-}
-
-impl std::fmt::Display for V2Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.msg, self.codes.join(", "))
-    }
-}
-
-#[derive(Serialize)]
-struct V2ErrorBody<'a> {
-    error_codes: &'a [&'static str],
-    msg: &'a str,
-}
-
-impl ResponseError for V2Error {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        error_builder(self.status, self.retry_after.as_deref(), self.allow).json(V2ErrorBody {
-            error_codes: &self.codes,
-            msg: &self.msg,
-        })
-    }
-}
-
-impl From<Error> for V2Error {
-    fn from(err: Error) -> Self {
-        let code = match &err {
-            Error::BadRequest(_) => "INVALID_BODY",
-            Error::Unauthorized(_) => "UNAUTHORIZED",
-            Error::NotFound(_) => "NOT_FOUND",
-            Error::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
-            Error::Conflict(_) => "CONFLICT",
-            Error::RequestTimeout => "REQUEST_TIMEOUT",
-            Error::RateLimited(_) => "RATE_LIMITED",
-            Error::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
-            Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
-            Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Error::Unavailable => "SERVICE_UNAVAILABLE",
-            Error::Internal(detail) => {
-                log::error!("internal error: {detail}");
-                "INTERNAL_ERROR"
-            }
-        };
-        V2Error {
-            retry_after: err.retry_after(),
-            allow: err.allow(),
-            ..V2Error::new(err.status_code(), code, err.to_string())
-        }
-    }
-}
-
-impl From<DieselError> for V2Error {
-    fn from(err: DieselError) -> Self {
-        Error::from(err).into()
-    }
-}
-
-impl From<actix_web::error::BlockingError> for V2Error {
-    fn from(err: actix_web::error::BlockingError) -> Self {
-        Error::from(err).into()
-    }
-}
-
-/// Shorthand for handlers and queries.
+/// Shorthand for the layers below the HTTP surface.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: HttpResponse) -> String {
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .map_err(|_| ())
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn each_api_words_a_domain_error_its_own_way() {
+        let cotter = body(Envelope::Cotter.respond(&Error::IdentifierTaken)).await;
+        assert_eq!(cotter, r#"{"msg":"user already exist","type":""}"#);
+        let v2 = body(Envelope::V2.respond(&Error::IdentifierTaken)).await;
+        assert_eq!(
+            v2,
+            r#"{"error_codes":["EMAIL_TAKEN"],"msg":"this email is already used in this project"}"#
+        );
+    }
+
+    #[actix_web::test]
+    async fn problems_list_each_code_once_and_every_message() {
+        let err = Error::Problems(vec![
+            Problem {
+                code: "FIELD_NOT_ALLOWED",
+                message: "a".into(),
+            },
+            Problem {
+                code: "EMAIL_INVALID",
+                message: "b".into(),
+            },
+            Problem {
+                code: "FIELD_NOT_ALLOWED",
+                message: "c".into(),
+            },
+        ]);
+        assert_eq!(
+            body(Envelope::V2.respond(&err)).await,
+            r#"{"error_codes":["FIELD_NOT_ALLOWED","EMAIL_INVALID"],"msg":"a; b; c"}"#
+        );
+    }
+
+    #[test]
+    fn retry_after_and_allow_are_set_from_the_error() {
+        let busy = Envelope::Cotter.respond(&Error::Unavailable);
+        assert_eq!(busy.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        let limited = Envelope::V2.respond(&Error::RateLimited(3));
+        assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "3");
+        let wrong = Envelope::V2.respond(&Error::MethodNotAllowed("GET, PATCH".into()));
+        assert_eq!(wrong.headers().get(header::ALLOW).unwrap(), "GET, PATCH");
+    }
+
+    #[test]
+    fn paths_belong_to_the_api_of_their_prefix() {
+        assert_eq!(Envelope::for_path("/v2"), Envelope::V2);
+        assert_eq!(Envelope::for_path("/v2/users"), Envelope::V2);
+        assert_eq!(Envelope::for_path("/v2x"), Envelope::Cotter);
+        assert_eq!(Envelope::for_path("/api/v0/user"), Envelope::Cotter);
+        assert_eq!(Envelope::for_path("/"), Envelope::Cotter);
+    }
+}

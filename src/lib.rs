@@ -9,11 +9,13 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod passwords;
 pub mod projects;
 pub mod request_id;
+pub mod scope;
 pub mod time;
 pub mod users;
 
@@ -71,7 +73,7 @@ pub fn app(
 > {
     App::new()
         .app_data(web::Data::new(state))
-        .app_data(api::path_config())
+        .app_data(api::route::path_config())
         .wrap(middleware::from_fn(limits::header_size))
         .wrap(middleware::from_fn(metrics::middleware))
         .wrap(middleware::from_fn(request_id::middleware))
@@ -81,18 +83,5 @@ pub fn app(
             log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info),
             middleware::Logger::new("%a \"%U\" %s %b %Dms request_id=%{x-request-id}o"),
         ))
-        .configure(api::health::routes)
-        .service(
-            web::resource("/metrics")
-                .route(web::get().to(metrics::export))
-                .default_service(api::method_not_allowed("GET")),
-        )
-        .service(
-            web::resource("/api/openapi.json")
-                .route(web::get().to(api::openapi::openapi_json))
-                .default_service(api::method_not_allowed("GET")),
-        )
-        .configure(api::v0::routes)
-        .configure(api::v2::routes)
-        .default_service(web::to(api::not_found))
+        .configure(api::configure)
 }

@@ -6,18 +6,18 @@
 //! hold at most one entry per project.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::web;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::Settings;
-use crate::error::{Error, Result, V2Error};
+use crate::error::{Envelope, Error, Result};
+use crate::ids::ProjectId;
 use crate::AppState;
 
 /// Which budget a request spends.
@@ -32,15 +32,17 @@ pub enum Budget {
 /// The two budgets of every project.
 #[derive(Clone)]
 pub struct RateLimits {
-    reads: Option<Arc<DefaultKeyedRateLimiter<String>>>,
-    writes: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    reads: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
+    writes: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     clock: DefaultClock,
-    rejected: Arc<AtomicU64>,
-    counter: prometheus::IntCounterVec,
+    /// `cotterd_rate_limited_total{budget="read"}` and `{budget="write"}`, both exported from
+    /// the start (at 0) so that a rate over them is defined before the first refusal.
+    refused_reads: prometheus::IntCounter,
+    refused_writes: prometheus::IntCounter,
 }
 
 /// A limiter allowing `per_second` on average and bursts of `per_second * 2`; `None` when 0.
-fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
+fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<ProjectId>>> {
     let rate = NonZeroU32::new(per_second)?;
     let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
     Some(Arc::new(DefaultKeyedRateLimiter::dashmap(
@@ -50,35 +52,30 @@ fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
 
 impl RateLimits {
     /// Limits sized by `RATE_LIMIT_READS` and `RATE_LIMIT_WRITES` (per second per project),
-    /// counting refusals in `counter` (labelled by budget).
-    pub fn new(settings: &Settings, counter: prometheus::IntCounterVec) -> Self {
+    /// counting refusals in `refused` (labelled by budget).
+    pub fn new(settings: &Settings, refused: prometheus::IntCounterVec) -> Self {
         RateLimits {
             reads: limiter(settings.rate_limit_reads),
             writes: limiter(settings.rate_limit_writes),
             clock: DefaultClock::default(),
-            rejected: Arc::new(AtomicU64::new(0)),
-            counter,
+            refused_reads: refused.with_label_values(&["read"]),
+            refused_writes: refused.with_label_values(&["write"]),
         }
     }
 
     /// Spends one unit of the project's budget, or says how long to wait (429).
-    pub fn check(&self, project: &str, budget: Budget) -> Result<()> {
-        let limiter = match budget {
-            Budget::Read => &self.reads,
-            Budget::Write => &self.writes,
+    pub fn check(&self, project: &ProjectId, budget: Budget) -> Result<()> {
+        let (limiter, refused) = match budget {
+            Budget::Read => (&self.reads, &self.refused_reads),
+            Budget::Write => (&self.writes, &self.refused_writes),
         };
         let Some(limiter) = limiter else {
             return Ok(());
         };
-        match limiter.check_key(&project.to_owned()) {
+        match limiter.check_key(project) {
             Ok(()) => Ok(()),
             Err(not_until) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                let label = match budget {
-                    Budget::Read => "read",
-                    Budget::Write => "write",
-                };
-                self.counter.with_label_values(&[label]).inc();
+                refused.inc();
                 let wait = not_until.wait_time_from(self.clock.now());
                 // Whole seconds, rounded up: what Retry-After can say.
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -101,9 +98,9 @@ impl RateLimits {
         self.len() == 0
     }
 
-    /// Requests refused so far (for metrics).
+    /// Requests refused so far (`cotterd_rate_limited_total`, both budgets).
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.refused_reads.get() + self.refused_writes.get()
     }
 }
 
@@ -125,12 +122,8 @@ pub async fn header_size(
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum::<usize>();
     if head as u64 > limit {
-        let err = Error::HeadersTooLarge(limit);
-        let response = if req.path().starts_with("/v2/") {
-            V2Error::from(err).error_response()
-        } else {
-            err.error_response()
-        };
+        let envelope = Envelope::for_path(req.match_info().as_str());
+        let response = envelope.respond(&Error::HeadersTooLarge(limit));
         return Ok(req.into_response(response).map_into_right_body());
     }
     next.call(req)

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use cotterd::config::Settings;
+use cotterd::config::{DatabaseSettings, Settings};
 use cotterd::db::{self, DbConn};
 use cotterd::{projects, time, AppState};
 
@@ -17,9 +17,13 @@ use cotterd::{projects, time, AppState};
 #[command(
     name = "cotterd",
     version,
-    about = "A self-hostable identity API server compatible with Cotter's v0 User API"
+    about = "A self-hostable identity API server compatible with Cotter's v0 User API",
+    // The server's flags belong to `cotterd` alone or to `cotterd serve`: a command's flags
+    // follow the command, and `cotterd --bind-addr X projects list` is refused.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// The server's settings, when no command is given (which serves).
     #[command(flatten)]
     settings: Settings,
 
@@ -30,9 +34,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (what runs when no command is given).
-    Serve,
+    Serve(Settings),
     /// Apply pending database migrations and exit (`serve` also does this at start-up).
-    Migrate,
+    Migrate(DatabaseSettings),
     /// Create, list and configure projects (issuers).
     #[command(subcommand)]
     Projects(ProjectsCommand),
@@ -45,6 +49,8 @@ enum Command {
 enum ProjectsCommand {
     /// Create a project; prints its API_KEY_ID and its first API_SECRET_KEY (shown once only).
     Create {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// A name for people (1 to 100 characters).
         #[arg(long)]
         name: String,
@@ -57,12 +63,16 @@ enum ProjectsCommand {
     },
     /// List every project.
     List {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Change a project's policy.
     Set {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -76,6 +86,8 @@ enum ProjectsCommand {
 enum SecretsCommand {
     /// Issue another secret for a project (to rotate: issue, move clients, revoke the old one).
     Create {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -85,6 +97,8 @@ enum SecretsCommand {
     },
     /// List a project's secrets by id and prefix (the secrets themselves are not stored).
     List {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -92,6 +106,8 @@ enum SecretsCommand {
     /// Revoke one secret, named by its prefix or its id. Servers stop accepting it within
     /// AUTH_CACHE_TTL_SECS.
     Revoke {
+        #[command(flatten)]
+        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -114,15 +130,12 @@ fn main() -> ExitCode {
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.settings),
-        Command::Migrate => migrate(&cli.settings),
-        Command::Projects(command) => {
-            with_conn(&cli.settings, |conn| projects_command(conn, command))
-        }
-        Command::Secrets(command) => {
-            with_conn(&cli.settings, |conn| secrets_command(conn, command))
-        }
+    let result = match cli.command {
+        None => serve(cli.settings),
+        Some(Command::Serve(settings)) => serve(settings),
+        Some(Command::Migrate(database)) => migrate(&database),
+        Some(Command::Projects(command)) => projects_command(command),
+        Some(Command::Secrets(command)) => secrets_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,95 +198,117 @@ fn serve(settings: Settings) -> Result<(), String> {
     })
 }
 
-fn migrate(settings: &Settings) -> Result<(), String> {
+fn migrate(database: &DatabaseSettings) -> Result<(), String> {
     // Connecting applies the pending migrations.
-    db::connect_one(settings)?;
+    db::connect_one(database)?;
     println!("migrations are up to date");
     Ok(())
 }
 
+/// Runs `f` on one connection to the database of `database` (migrated first).
 fn with_conn(
-    settings: &Settings,
+    database: &DatabaseSettings,
     f: impl FnOnce(&mut DbConn) -> cotterd::error::Result<()>,
 ) -> Result<(), String> {
-    let mut conn = db::connect_one(settings)?;
+    let mut conn = db::connect_one(database)?;
     f(&mut conn).map_err(|e| e.to_string())
 }
 
-fn projects_command(conn: &mut DbConn, command: ProjectsCommand) -> cotterd::error::Result<()> {
+fn projects_command(command: ProjectsCommand) -> Result<(), String> {
     match command {
         ProjectsCommand::Create {
+            database,
             name,
             require_secret,
             json,
-        } => {
-            let (project, secret) = projects::create(conn, &name, require_secret)?;
-            if json {
-                // Exactly the documented line, spaced as in the docs.
-                println!(
-                    "{{\"api_key_id\": {}, \"api_secret_key\": {}}}",
-                    json!(project.id),
-                    json!(secret.secret)
-                );
-            } else {
-                println!("Project \"{}\" created.", project.name);
-                println!("API_KEY_ID:     {}", project.id);
-                println!("API_SECRET_KEY: {}", secret.secret);
-                println!();
-                println!("The secret is shown only this once: store it now.");
-            }
-        }
-        ProjectsCommand::List { json } => {
-            let all = projects::list(conn)?;
-            if json {
-                let rows: Vec<_> = all
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "api_key_id": p.id,
-                            "name": p.name,
-                            "require_secret": p.require_secret,
-                            "created_at": time::format(p.created_at),
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-            } else if all.is_empty() {
-                println!("No projects. Create one with `cotterd projects create --name NAME`.");
-            } else {
-                println!(
-                    "{:<36}  {:<14}  {:<27}  NAME",
-                    "API_KEY_ID", "REQUIRE_SECRET", "CREATED_AT"
-                );
-                for p in all {
-                    println!(
-                        "{:<36}  {:<14}  {:<27}  {}",
-                        p.id,
-                        p.require_secret,
-                        time::format(p.created_at),
-                        p.name
-                    );
-                }
-            }
+        } => with_conn(&database, |conn| {
+            create_project(conn, &name, require_secret, json)
+        }),
+        ProjectsCommand::List { database, json } => {
+            with_conn(&database, |conn| list_projects(conn, json))
         }
         ProjectsCommand::Set {
+            database,
             project,
             require_secret,
-        } => {
+        } => with_conn(&database, |conn| {
             let project = projects::set_require_secret(conn, &project, require_secret)?;
             println!(
                 "Project {} now requires API_SECRET_KEY on {} (servers apply it within AUTH_CACHE_TTL_SECS).",
                 project.id,
                 if project.require_secret { "every route" } else { "the user list only" }
             );
+            Ok(())
+        }),
+    }
+}
+
+fn create_project(
+    conn: &mut DbConn,
+    name: &str,
+    require_secret: bool,
+    json: bool,
+) -> cotterd::error::Result<()> {
+    let (project, secret) = projects::create(conn, name, require_secret)?;
+    if json {
+        // Exactly the documented line, spaced as in the docs.
+        println!(
+            "{{\"api_key_id\": {}, \"api_secret_key\": {}}}",
+            json!(project.id),
+            json!(secret.secret)
+        );
+    } else {
+        println!("Project \"{}\" created.", project.name);
+        println!("API_KEY_ID:     {}", project.id);
+        println!("API_SECRET_KEY: {}", secret.secret);
+        println!();
+        println!("The secret is shown only this once: store it now.");
+    }
+    Ok(())
+}
+
+fn list_projects(conn: &mut DbConn, json: bool) -> cotterd::error::Result<()> {
+    let all = projects::list(conn)?;
+    if json {
+        let rows: Vec<_> = all
+            .iter()
+            .map(|p| {
+                json!({
+                    "api_key_id": p.id,
+                    "name": p.name,
+                    "require_secret": p.require_secret,
+                    "created_at": time::format(p.created_at),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else if all.is_empty() {
+        println!("No projects. Create one with `cotterd projects create --name NAME`.");
+    } else {
+        println!(
+            "{:<36}  {:<14}  {:<27}  NAME",
+            "API_KEY_ID", "REQUIRE_SECRET", "CREATED_AT"
+        );
+        for p in all {
+            println!(
+                "{:<36}  {:<14}  {:<27}  {}",
+                p.id,
+                p.require_secret,
+                time::format(p.created_at),
+                p.name
+            );
         }
     }
     Ok(())
 }
 
-fn secrets_command(conn: &mut DbConn, command: SecretsCommand) -> cotterd::error::Result<()> {
+fn secrets_command(command: SecretsCommand) -> Result<(), String> {
     match command {
-        SecretsCommand::Create { project, json } => {
+        SecretsCommand::Create {
+            database,
+            project,
+            json,
+        } => with_conn(&database, |conn| {
             let secret = projects::add_secret(conn, &project)?;
             if json {
                 println!(
@@ -289,8 +324,9 @@ fn secrets_command(conn: &mut DbConn, command: SecretsCommand) -> cotterd::error
                 println!();
                 println!("The secret is shown only this once: store it now.");
             }
-        }
-        SecretsCommand::List { project } => {
+            Ok(())
+        }),
+        SecretsCommand::List { database, project } => with_conn(&database, |conn| {
             println!(
                 "{:<36}  {:<19}  {:<27}  REVOKED_AT",
                 "ID", "PREFIX", "CREATED_AT"
@@ -304,19 +340,21 @@ fn secrets_command(conn: &mut DbConn, command: SecretsCommand) -> cotterd::error
                     s.revoked_at.map_or_else(|| "-".to_owned(), time::format)
                 );
             }
-        }
+            Ok(())
+        }),
         SecretsCommand::Revoke {
+            database,
             project,
             secret_prefix,
             id,
-        } => {
+        } => with_conn(&database, |conn| {
             let selector = secret_prefix.or(id).unwrap_or_default();
             let revoked = projects::revoke_secret(conn, &project, &selector)?;
             println!(
                 "Secret {} ({}) revoked; servers stop accepting it within AUTH_CACHE_TTL_SECS.",
                 revoked.id, revoked.prefix
             );
-        }
+            Ok(())
+        }),
     }
-    Ok(())
 }

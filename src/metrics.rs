@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by route template, method and status, latency per route, the
-//! pool, the password-hashing queue, rate-limit refusals and key-cache loads, served as text at
-//! `GET /metrics` (optionally behind `METRICS_TOKEN`).
+//! pool, the password-hashing queue, rate-limit refusals and key-cache loads. `api::ops` serves
+//! them as text at `GET /metrics` (optionally behind `METRICS_TOKEN`).
 //!
 //! Labels are route templates (`/api/v0/user/{client_user_id}`), never raw paths, and methods
 //! outside the usual few are counted as `other`: nothing a client sends can grow the series.
@@ -8,14 +8,13 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use subtle::ConstantTimeEq;
 
-use crate::AppState;
+use crate::{db, passwords, AppState};
 
 /// Every series the server exports, in its own registry (one per application state).
 #[derive(Clone)]
@@ -150,53 +149,25 @@ pub async fn middleware(
     Ok(res)
 }
 
-/// Whether the request may read the metrics: always without `METRICS_TOKEN`, else only with
-/// `Authorization: Bearer <token>` (compared in constant time).
-fn allowed(req: &HttpRequest, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-}
-
-/// `GET /metrics`: the Prometheus text format.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    security((), ("metrics_token" = [])),
-    responses(
-        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, description = "METRICS_TOKEN is set and was not given", body = crate::api::openapi::CotterError)
-    )
-)]
-pub(crate) async fn export(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if !allowed(&req, state.settings.metrics_token.as_deref()) {
-        return HttpResponse::Unauthorized()
-            .insert_header(("WWW-Authenticate", "Bearer"))
-            .json(serde_json::json!({"msg": "a valid metrics token is required", "type": ""}));
+impl Metrics {
+    /// Every series in the Prometheus text format, with the gauges of `pool` and `hasher` read
+    /// now.
+    pub fn encode(
+        &self,
+        pool: &db::Pool,
+        hasher: &passwords::Hasher,
+    ) -> Result<Vec<u8>, prometheus::Error> {
+        let state = pool.state();
+        self.pool_connections.set(i64::from(state.connections));
+        self.pool_in_use
+            .set(i64::from(state.connections - state.idle_connections));
+        self.pool_waiting.set(pool.waiting() as i64);
+        let running = hasher.running();
+        self.hash_running.set(running as i64);
+        self.hash_waiting
+            .set(hasher.in_flight().saturating_sub(running) as i64);
+        let mut body = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut body)?;
+        Ok(body)
     }
-    let m = &state.metrics;
-    let pool = state.pool.state();
-    m.pool_connections.set(i64::from(pool.connections));
-    m.pool_in_use
-        .set(i64::from(pool.connections - pool.idle_connections));
-    m.pool_waiting.set(state.pool.waiting() as i64);
-    let running = state.hasher.running();
-    m.hash_running.set(running as i64);
-    m.hash_waiting
-        .set(state.hasher.in_flight().saturating_sub(running) as i64);
-
-    let mut body = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {
-        log::error!("cannot encode metrics: {e}");
-        return HttpResponse::InternalServerError().finish();
-    }
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
 }

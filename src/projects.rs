@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::schema::{project_secrets, projects};
 use crate::db::DbConn;
 use crate::error::{Error, Result};
+use crate::ids::ProjectId;
 
 /// What every secret starts with, so that a leaked one is recognisable (secret scanners, logs).
 pub const SECRET_PREFIX: &str = "cotterd_sk_";
@@ -30,6 +31,14 @@ pub struct Project {
     pub name: String,
     pub require_secret: bool,
     pub created_at: NaiveDateTime,
+}
+
+impl Project {
+    /// The id its users' queries are scoped by: a row read from (or written to) the database
+    /// names a project that exists.
+    pub fn key_id(&self) -> ProjectId {
+        ProjectId::from_stored(self.id.clone())
+    }
 }
 
 /// A secret as stored: its hash, never the secret itself.
@@ -79,26 +88,16 @@ fn generate_secret() -> (String, String) {
 fn validate_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Invalid(format!(
             "project name must be 1 to {MAX_NAME_CHARS} characters"
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::BadRequest(
+        return Err(Error::Invalid(
             "project name must not contain control characters".into(),
         ));
     }
     Ok(name.to_owned())
-}
-
-/// Parses an `API_KEY_ID`: a hyphenated UUID (36 characters, either case), as issued. Braced,
-/// `urn:uuid:` and undashed spellings are refused.
-pub fn parse_key_id(raw: &str) -> Option<Uuid> {
-    let raw = raw.trim();
-    if raw.len() != 36 {
-        return None;
-    }
-    Uuid::try_parse(raw).ok()
 }
 
 fn insert_secret(conn: &mut DbConn, project_id: &str) -> Result<IssuedSecret> {
@@ -128,7 +127,7 @@ pub fn create(
     require_secret: bool,
 ) -> Result<(Project, IssuedSecret)> {
     let project = Project {
-        id: Uuid::new_v4().to_string(),
+        id: ProjectId::generate().as_str().to_owned(),
         name: validate_name(name)?,
         require_secret,
         created_at: crate::time::now(),
@@ -202,9 +201,9 @@ pub fn list_secrets(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<SecretRe
 }
 
 /// The hashes of the project's live secrets, for the key cache.
-pub fn live_secret_hashes(conn: &mut DbConn, project_id: &str) -> Result<Vec<[u8; 32]>> {
+pub fn live_secret_hashes(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<[u8; 32]>> {
     let hashes: Vec<Vec<u8>> = project_secrets::table
-        .filter(project_secrets::project_id.eq(project_id))
+        .filter(project_secrets::project_id.eq(project_id.to_string()))
         .filter(project_secrets::revoked_at.is_null())
         .select(project_secrets::secret_hash)
         .load(conn)?;
@@ -218,8 +217,8 @@ pub fn live_secret_hashes(conn: &mut DbConn, project_id: &str) -> Result<Vec<[u8
 /// The prefix must name exactly one live secret of the project.
 pub fn revoke_secret(conn: &mut DbConn, project_id: &Uuid, selector: &str) -> Result<SecretRecord> {
     let selector = selector.trim();
-    if selector.len() < SECRET_PREFIX.len() + 4 && Uuid::try_parse(selector).is_err() {
-        return Err(Error::BadRequest(format!(
+    if selector.len() < SECRET_PREFIX.len() + 4 && crate::ids::parse_uuid(selector).is_none() {
+        return Err(Error::Invalid(format!(
             "name the secret by its id or by a prefix of at least {} characters",
             SECRET_PREFIX.len() + 4
         )));
@@ -238,7 +237,7 @@ pub fn revoke_secret(conn: &mut DbConn, project_id: &Uuid, selector: &str) -> Re
             [one] => one.clone(),
             [] => return Err(Error::NotFound("no live secret of this project matches")),
             _ => {
-                return Err(Error::BadRequest(
+                return Err(Error::Invalid(
                     "more than one live secret matches: give a longer prefix or the id".into(),
                 ))
             }
@@ -276,22 +275,6 @@ mod tests {
         assert!(secret_matches("two", &hashes));
         assert!(!secret_matches("three", &hashes));
         assert!(!secret_matches("one", &[]));
-    }
-
-    #[test]
-    fn key_ids_are_hyphenated_uuids() {
-        let id = "0c6ad2b4-5f1e-4d0b-9a7e-4b8e8e0f2a61";
-        assert_eq!(parse_key_id(id).unwrap().to_string(), id);
-        assert_eq!(parse_key_id(&id.to_uppercase()).unwrap().to_string(), id);
-        for bad in [
-            "",
-            "x",
-            &id.replace('-', ""),
-            &format!("{{{id}}}"),
-            &format!("urn:uuid:{id}"),
-        ] {
-            assert!(parse_key_id(bad).is_none(), "{bad}");
-        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn script_sql(name: &str) -> String {
 fn pgbench_scripts_issue_the_servers_sql() {
     let app = TestApp::new(Backend::Postgres);
     let keys = app.project("p");
+    let project = app.project_id(&keys);
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut conn = app.state.pool.get().unwrap();
     let sink = seen.clone();
@@ -60,13 +61,13 @@ fn pgbench_scripts_issue_the_servers_sql() {
         });
 
     let id = Identifier::parse("a@b.co").unwrap();
-    users::find_by_identifier(conn.conn(), &keys.id, &id).unwrap();
+    users::find_by_identifier(conn.conn(), &project, &id).unwrap();
     users::insert(
         conn.conn(),
-        &users::new_user(&keys.id, id, cotterd::time::now()),
+        &users::new_user(&project, id, cotterd::time::now()),
     )
     .unwrap();
-    users::list_page(conn.conn(), &keys.id, 2000).unwrap();
+    users::list_page(conn.conn(), &project, 2000).unwrap();
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(

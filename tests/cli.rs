@@ -48,7 +48,8 @@ fn new_project(db: &TestDb) -> (String, String) {
 fn live_hashes(db: &TestDb, project: &str) -> Vec<[u8; 32]> {
     let state = cotterd::AppState::open(common::test_settings(db)).unwrap();
     let mut conn = state.pool.get().unwrap();
-    projects::live_secret_hashes(conn.conn(), project).unwrap()
+    let project = uuid::Uuid::parse_str(project).unwrap();
+    projects::live_secret_hashes(conn.conn(), &project).unwrap()
 }
 
 async fn projects_and_secrets_commands(backend: Backend) {

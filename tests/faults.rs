@@ -445,7 +445,7 @@ async fn sqlite_writes_past_busy_timeout_answer_503_while_reads_go_on() {
     let app = TestApp::with_settings(Backend::Sqlite, |s| {
         // Enough connections for every request: only SQLite's lock makes anyone wait.
         s.db_pool_size = 32;
-        s.sqlite_busy_timeout_ms = BUSY_TIMEOUT_MS;
+        s.database.sqlite_busy_timeout_ms = BUSY_TIMEOUT_MS;
         s.auth_cache_ttl_secs = 60;
     });
     let svc = init_service(cotterd::app(app.state.clone())).await;

@@ -42,7 +42,7 @@ async fn readiness_follows_the_database(backend: Backend) {
     drop(held);
 
     let mut gone = app.state.clone();
-    gone.settings.database_url = match backend {
+    gone.settings.database.database_url = match backend {
         Backend::Sqlite => "sqlite:///nonexistent-folder/cotterd.db".into(),
         Backend::Postgres => "postgres://postgres@127.0.0.1:1/nothing".into(),
     };

@@ -193,6 +193,7 @@ where
 /// Inserts the planned users in one transaction, alternating between the two projects as
 /// planned.
 fn insert_population(app: &TestApp, projects: &[Keys; 2], planned: &[Planned]) -> Vec<User> {
+    let ids = projects.each_ref().map(|keys| app.project_id(keys));
     let mut pooled = app.state.pool.get().expect("connection");
     pooled
         .conn()
@@ -201,7 +202,7 @@ fn insert_population(app: &TestApp, projects: &[Keys; 2], planned: &[Planned]) -
                 .iter()
                 .enumerate()
                 .map(|(i, &(mine, second, micros))| {
-                    let issuer = &projects[usize::from(!mine)].id;
+                    let issuer = &ids[usize::from(!mine)];
                     let identifier = Identifier::parse(&format!("user{i}@example.com"))?;
                     let user = users::new_user(issuer, identifier, at(second, micros));
                     users::insert(conn, &user)?;

@@ -2199,7 +2199,7 @@ async fn secrets_match_only_live_hashes(backend: Backend) {
         &revoked[..projects::SECRET_PREFIX.len() + 8],
     )
     .unwrap();
-    let hashes = projects::live_secret_hashes(conn.conn(), &keys.id).unwrap();
+    let hashes = projects::live_secret_hashes(conn.conn(), &project).unwrap();
     assert_eq!(hashes.len(), 4);
     for secret in &live {
         assert!(projects::secret_matches(secret, &hashes), "{secret}");

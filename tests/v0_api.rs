@@ -50,11 +50,12 @@ fn parse_time(s: &str) -> DateTime<Utc> {
 /// Inserts a user directly with a chosen creation time.
 fn insert_user_at(
     app: &TestApp,
-    issuer: &str,
+    keys: &Keys,
     identifier: &str,
     at: chrono::NaiveDateTime,
 ) -> users::User {
-    let user = users::new_user(issuer, Identifier::parse(identifier).unwrap(), at);
+    let project = app.project_id(keys);
+    let user = users::new_user(&project, Identifier::parse(identifier).unwrap(), at);
     let mut conn = app.state.pool.get().unwrap();
     users::insert(conn.conn(), &user).unwrap();
     user
@@ -313,17 +314,17 @@ async fn list_orders_ties_on_created_at_by_id(backend: Backend) {
         .and_hms_micro_opt(7, 8, 9, 123_456)
         .unwrap();
     let mut ids: Vec<String> = (0..7)
-        .map(|i| insert_user_at(&app, &keys.id, &format!("tie{i}@example.com"), at).id)
+        .map(|i| insert_user_at(&app, &keys, &format!("tie{i}@example.com"), at).id)
         .collect();
     let newer = insert_user_at(
         &app,
-        &keys.id,
+        &keys,
         "newer@example.com",
         at + chrono::Duration::microseconds(1),
     );
     let older = insert_user_at(
         &app,
-        &keys.id,
+        &keys,
         "older@example.com",
         at - chrono::Duration::microseconds(1),
     );
@@ -379,7 +380,7 @@ async fn timestamps_are_exact_strings(backend: Backend) {
         (0, "2020-08-01T05:55:57Z"),
     ] {
         let at = day.and_hms_micro_opt(5, 55, 57, micros).unwrap();
-        let user = insert_user_at(&app, &keys.id, &format!("t{micros}@example.com"), at);
+        let user = insert_user_at(&app, &keys, &format!("t{micros}@example.com"), at);
         let reply = send(
             &svc,
             TestRequest::get()

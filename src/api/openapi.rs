@@ -1,103 +1,23 @@
-//! The OpenAPI 3.1 document of every route, generated from the handlers' annotations (utoipa)
-//! and served at `GET /api/openapi.json`. tests/openapi.rs checks it against the app: every
-//! documented operation is served, every served route is documented, and sample responses
-//! match their documented schemas.
+//! The OpenAPI 3.1 document of every route, served at `GET /api/openapi.json`: each API module
+//! contributes the part generated from its handlers' annotations (utoipa), merged here. The
+//! tests check it against the app: every documented operation is served, every route of the
+//! table is documented, and sample responses match their documented schemas.
 
 use std::sync::OnceLock;
 
+use actix_web::http::Method;
 use actix_web::HttpResponse;
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use crate::api::{health, v0, v2};
-use crate::metrics;
+use crate::api::route::Endpoint;
+use crate::api::{ops, v0, v2};
 
-/// Cotter's error body: `{"msg": "...", "type": ""}` (v0 routes, probes' 401s).
-#[derive(Serialize, ToSchema)]
-pub struct CotterError {
-    /// What went wrong, for people.
-    pub msg: String,
-    /// Always empty, as Cotter's clients expect.
-    #[serde(rename = "type")]
-    pub kind: String,
-}
-
-/// The v2 error body: every problem found, as stable codes (README lists them).
-#[derive(Serialize, ToSchema)]
-pub struct V2ErrorBody {
-    /// Never empty.
-    #[schema(min_items = 1)]
-    pub error_codes: Vec<String>,
-    /// What went wrong, for people.
-    pub msg: String,
-}
-
-/// Errors every keyed v0 route can answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum V0KeyErrors {
-    /// Missing or invalid keys.
-    #[response(status = 401)]
-    Unauthorized(CotterError),
-    /// The project's budget is spent; see Retry-After.
-    #[response(status = 429)]
-    RateLimited(CotterError),
-    /// The database is busy; see Retry-After.
-    #[response(status = 503)]
-    Unavailable(CotterError),
-}
-
-/// Errors every v0 route with a body can answer, besides its own.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum V0BodyErrors {
-    /// The body came too slowly.
-    #[response(status = 408)]
-    Timeout(CotterError),
-    /// The body is larger than MAX_BODY_BYTES.
-    #[response(status = 413)]
-    TooLarge(CotterError),
-    /// The body is not application/json.
-    #[response(status = 415)]
-    NotJson(CotterError),
-}
-
-/// Errors every v2 route can answer.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum V2KeyErrors {
-    /// UNAUTHORIZED: missing or invalid keys.
-    #[response(status = 401)]
-    Unauthorized(V2ErrorBody),
-    /// RATE_LIMITED: the project's budget is spent; see Retry-After.
-    #[response(status = 429)]
-    RateLimited(V2ErrorBody),
-    /// SERVICE_UNAVAILABLE: busy; see Retry-After.
-    #[response(status = 503)]
-    Unavailable(V2ErrorBody),
-}
-
-/// Errors every v2 route with a body can answer, besides its own.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum V2BodyErrors {
-    /// REQUEST_TIMEOUT: the body came too slowly.
-    #[response(status = 408)]
-    Timeout(V2ErrorBody),
-    /// BODY_TOO_LARGE: the body is larger than MAX_BODY_BYTES.
-    #[response(status = 413)]
-    TooLarge(V2ErrorBody),
-    /// UNSUPPORTED_MEDIA_TYPE: the body is not application/json.
-    #[response(status = 415)]
-    NotJson(V2ErrorBody),
-}
-
-/// A probe's answer.
-#[derive(Serialize, ToSchema)]
-pub struct ProbeStatus {
-    /// `ok`, `ready`, `database unavailable` or `migrations pending`.
-    pub status: String,
+/// The document itself.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::new(Method::GET, "/api/openapi.json", |r| {
+        r.to(openapi_json)
+    })]
 }
 
 /// The API key headers.
@@ -121,27 +41,15 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document.
+/// What the document holds besides the APIs' parts: its title, its tags, the key headers and
+/// this route.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "cotterd",
         description = "Cotter's v0 User API and Cradl's v2 Users API, self-hosted."
     ),
-    paths(
-        v0::create_user,
-        v0::get_user_by_identifier,
-        v0::get_user,
-        v0::list_users,
-        v2::create_user,
-        v2::get_user,
-        v2::patch_user,
-        v2::open_account,
-        health::healthz,
-        health::readyz,
-        metrics::export,
-        openapi_json,
-    ),
+    paths(openapi_json),
     modifiers(&SecuritySchemes),
     tags(
         (name = "v0", description = "Cotter's v0 User API"),
@@ -151,11 +59,20 @@ impl Modify for SecuritySchemes {
 )]
 pub struct ApiDoc;
 
+/// The whole document: this module's part and each API's, merged.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(v0::Doc::openapi());
+    doc.merge(v2::Doc::openapi());
+    doc.merge(ops::Doc::openapi());
+    doc
+}
+
 /// The document as JSON, built once.
 pub fn document() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        let mut doc = serde_json::to_value(openapi()).expect("the document serialises");
         fix_link_keys(&mut doc);
         doc.to_string()
     })

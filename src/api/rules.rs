@@ -64,12 +64,6 @@ pub fn trimmed_text(raw: &str, max_chars: usize) -> Option<&str> {
     ok.then_some(text)
 }
 
-/// A user id in the hyphenated form the document's `format: uuid` names (the simple, braced and
-/// URN spellings are not ids here).
-pub fn parse_id(raw: &str) -> Option<uuid::Uuid> {
-    (raw.len() == 36).then(|| uuid::Uuid::try_parse(raw).ok())?
-}
-
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("a valid pattern"))
 }
@@ -225,21 +219,6 @@ mod tests {
                     assert_eq!(by_pattern, Identifier::parse(&sample).is_ok(), "{sample:?}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn ids_are_hyphenated_uuids_only() {
-        let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
-        assert!(parse_id(id).is_some());
-        for other in [
-            "67e5504410b1426f9247bb680e5fe0c8",
-            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
-            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
-            " 67e55044-10b1-426f-9247-bb680e5fe0c8",
-            "67e55044-10b1-426f-9247-bb680e5fe0cg",
-        ] {
-            assert!(parse_id(other).is_none(), "{other}");
         }
     }
 

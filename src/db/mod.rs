@@ -14,7 +14,7 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::config::Settings;
+use crate::config::{DatabaseSettings, Settings};
 use crate::error::{Error, Result};
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -111,7 +111,7 @@ impl PoolConn {
 
 impl ConnectionManager {
     /// A manager for the database of `settings`.
-    pub fn new(settings: &Settings) -> Result<Self, String> {
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, String> {
         Ok(ConnectionManager {
             target: Target::parse(&settings.database_url)?,
             sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
@@ -197,7 +197,7 @@ impl Pool {
 
 /// Opens one connection (creating a SQLite file and its folder if needed) and applies pending
 /// migrations: what the administration commands use.
-pub fn connect_one(settings: &Settings) -> Result<DbConn, String> {
+pub fn connect_one(settings: &DatabaseSettings) -> Result<DbConn, String> {
     let manager = ConnectionManager::new(settings)?;
     open_migrated(&manager)
 }
@@ -216,7 +216,7 @@ fn open_migrated(manager: &ConnectionManager) -> Result<DbConn, String> {
 /// Creates the database (SQLite: the file and its folder) if needed, applies pending
 /// migrations and opens the pool.
 pub fn connect(settings: &Settings) -> Result<Pool, String> {
-    let manager = ConnectionManager::new(settings)?;
+    let manager = ConnectionManager::new(&settings.database)?;
     drop(open_migrated(&manager)?);
     let inner = r2d2::Pool::builder()
         .max_size(settings.db_pool_size())
@@ -269,7 +269,7 @@ pub fn pending_migrations(conn: &mut DbConn) -> Result<usize, String> {
 
 /// Whether the database of `settings` answers and has every migration applied, checked on a
 /// connection of its own (a busy pool says nothing about the database).
-pub fn check_ready(settings: &Settings) -> Result<usize, String> {
+pub fn check_ready(settings: &DatabaseSettings) -> Result<usize, String> {
     let manager = ConnectionManager::new(settings)?;
     let mut conn = manager
         .establish()

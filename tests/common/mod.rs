@@ -6,7 +6,7 @@
 //! on that server, created when missing. An unreachable server fails the test with a clear
 //! message: nothing is skipped.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses part of the helpers")]
 
 pub mod server;
 
@@ -201,6 +201,16 @@ impl TestApp {
             id: project.id,
             secret: secret.secret,
         }
+    }
+
+    /// The id a project's queries are scoped by, read from its row.
+    pub fn project_id(&self, keys: &Keys) -> cotterd::ids::ProjectId {
+        let mut conn = self.state.pool.get().expect("connection");
+        let id = uuid::Uuid::parse_str(&keys.id).expect("a key id");
+        projects::find(conn.conn(), &id)
+            .expect("read the project")
+            .expect("the project exists")
+            .key_id()
     }
 
     /// How many users the database holds for `issuer`.

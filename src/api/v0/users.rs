@@ -1,41 +1,18 @@
-//! Cotter's v0 User API: create a user, get one by identifier or id, list them 50 a page.
-//!
-//! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors.
+//! v0 users: create one, get one by identifier or id, list them 50 a page.
 
-use crate::api::openapi::{CotterError, V0BodyErrors, V0KeyErrors};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::api::{method_not_allowed, read_json, read_query, rules};
-use crate::auth::authenticate;
-use crate::error::{Error, Result};
-use crate::limits::Budget;
+use super::{AppRead, AppWrite, ServerRead, V0BodyErrors, V0KeyErrors};
+use crate::api::request::{read_json, read_query};
+use crate::api::rules;
+use crate::auth::Caller;
+use crate::error::{CotterError, CotterErrorBody, Error};
+use crate::ids::UserId;
 use crate::users::{self, Identifier, UserJson};
 use crate::{db, time, AppState};
 
-/// Registers the v0 routes. `/api/v0/user/list` and `/create` come before `/{id}`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api/v0/user/create")
-            .route(web::post().to(create_user))
-            .default_service(method_not_allowed("POST")),
-    )
-    .service(
-        web::resource("/api/v0/user/list")
-            .route(web::get().to(list_users))
-            .default_service(method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/api/v0/user")
-            .route(web::get().to(get_user_by_identifier))
-            .default_service(method_not_allowed("GET")),
-    )
-    .service(
-        web::resource("/api/v0/user/{client_user_id}")
-            .route(web::get().to(get_user))
-            .default_service(method_not_allowed("GET")),
-    );
-}
+type Result<T, E = CotterError> = std::result::Result<T, E>;
 
 /// Body of `POST /api/v0/user/create`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -61,26 +38,26 @@ pub struct CreateUser {
             ("GetUserById" = (operation_id = "v0_get_user", parameters(("client_user_id" = "$response.body#/ID")))),
             ("GetUserByIdentifier" = (operation_id = "v0_get_user_by_identifier", parameters(("identifier" = "$response.body#/identifier")))),
         )),
-        (status = 400, description = "Invalid identifier or body", body = CotterError),
-        (status = 409, description = "`user already exist`", body = CotterError),
+        (status = 400, description = "Invalid identifier or body", body = CotterErrorBody),
+        (status = 409, description = "`user already exist`", body = CotterErrorBody),
         V0KeyErrors, V0BodyErrors,
     )
 )]
 pub(crate) async fn create_user(
+    caller: Caller<AppWrite>,
     req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false, Budget::Write).await?;
     let body: CreateUser = read_json(&req, payload).await?;
     let identifier = Identifier::parse(&body.identifier)?;
-    let user = users::new_user(&project.issuer, identifier, time::now());
+    let user = users::new_user(caller.id(), identifier, time::now());
     let user = db::run(&state.pool, move |conn| {
         users::insert(conn, &user)?;
         Ok(user)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+    Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
 }
 
 /// Query of `GET /api/v0/user`. Missing is read as `None`, for a clearer 400 than serde's.
@@ -120,25 +97,30 @@ impl utoipa::IntoParams for IdentifierQuery {
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user, or the zero-valued User when there is none", body = UserJson),
-        (status = 400, description = "Missing or invalid identifier", body = CotterError),
+        (status = 400, description = "Missing or invalid identifier", body = CotterErrorBody),
         V0KeyErrors,
     )
 )]
 pub(crate) async fn get_user_by_identifier(
+    caller: Caller<AppRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false, Budget::Read).await?;
     let query: IdentifierQuery = read_query(&req)?;
     let raw = query
         .identifier
-        .ok_or_else(|| Error::BadRequest("the identifier query parameter is required".into()))?;
+        .ok_or_else(|| Error::Invalid("the identifier query parameter is required".into()))?;
     let identifier = Identifier::parse(&raw)?;
+    let project = caller.into_project();
     let user = db::run(&state.pool, move |conn| {
-        users::find_by_identifier(conn, &project.issuer, &identifier)
+        users::find_by_identifier(conn, project.id(), &identifier)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(user.map_or_else(UserJson::zero, UserJson::from)))
+    let json = match user {
+        Some(user) => UserJson::try_from(user)?,
+        None => UserJson::zero(),
+    };
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// `GET /api/v0/user/{client_user_id}`: the caller's user with this id; 404 when the project
@@ -152,23 +134,19 @@ pub(crate) async fn get_user_by_identifier(
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user", body = UserJson),
-        (status = 404, description = "No such user in this project", body = CotterError),
+        (status = 404, description = "No such user in this project", body = CotterErrorBody),
         V0KeyErrors,
     )
 )]
 pub(crate) async fn get_user(
-    req: HttpRequest,
+    caller: Caller<AppRead>,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, false, Budget::Read).await?;
-    let id = rules::parse_id(&path).ok_or(Error::NotFound("user not found"))?;
-    let user = db::run(&state.pool, move |conn| {
-        users::find_by_id(conn, &project.issuer, &id)
-    })
-    .await?
-    .ok_or(Error::NotFound("user not found"))?;
-    Ok(HttpResponse::Ok().json(UserJson::from(user)))
+    let id = UserId::parse(&path).ok_or(Error::UserNotFound)?;
+    let project = caller.into_project();
+    let user = db::run(&state.pool, move |conn| users::get(conn, project.id(), &id)).await?;
+    Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
 }
 
 /// Query of `GET /api/v0/user/list`.
@@ -183,12 +161,12 @@ pub struct PageQuery {
 
 /// Reads `page`: absent means 0; anything but a whole number (digits only) from 0 to `max_page`
 /// is a 400.
-fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
+fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64, Error> {
     let Some(raw) = raw else { return Ok(0) };
     let digits = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
     match raw.parse::<i64>() {
         Ok(page) if digits && (0..=max_page).contains(&page) => Ok(page),
-        _ => Err(Error::BadRequest(format!(
+        _ => Err(Error::Invalid(format!(
             "page must be a whole number from 0 to {max_page}"
         ))),
     }
@@ -205,22 +183,26 @@ fn parse_page(raw: Option<&str>, max_page: i64) -> Result<i64> {
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 200, description = "At most 50 users, newest first", body = Vec<UserJson>),
-        (status = 400, description = "Invalid page", body = CotterError),
+        (status = 400, description = "Invalid page", body = CotterErrorBody),
         V0KeyErrors,
     )
 )]
 pub(crate) async fn list_users(
+    caller: Caller<ServerRead>,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    let project = authenticate(&req, true, Budget::Read).await?;
     let query: PageQuery = read_query(&req)?;
     let page = parse_page(query.page.as_deref(), state.settings.max_page)?;
+    let project = caller.into_project();
     let page = db::run(&state.pool, move |conn| {
-        users::list_page(conn, &project.issuer, page)
+        users::list_page(conn, project.id(), page)
     })
     .await?;
-    let body: Vec<UserJson> = page.into_iter().map(UserJson::from).collect();
+    let body = page
+        .into_iter()
+        .map(UserJson::try_from)
+        .collect::<Result<Vec<UserJson>, Error>>()?;
     Ok(HttpResponse::Ok().json(body))
 }
 

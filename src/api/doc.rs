@@ -1,0 +1,25 @@
+//! What the APIs' parts of the OpenAPI document share: the sets of error responses every keyed
+//! route, or every route with a body, can answer.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::ToSchema;
+
+/// Responses of `statuses` (status, description), each with the error body `B` as JSON: what
+/// an `IntoResponses` of error statuses returns.
+pub fn error_responses<B: ToSchema>(statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    statuses
+        .iter()
+        .map(|(status, description)| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(B::name())))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+}

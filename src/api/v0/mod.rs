@@ -1,0 +1,101 @@
+//! Cotter's v0 User API: its routes, its access policies and its part of the OpenAPI document.
+//!
+//! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors
+//! (`error::CotterError`).
+
+mod users;
+
+use std::collections::BTreeMap;
+
+use actix_web::http::Method;
+use utoipa::openapi::{RefOr, Response};
+use utoipa::{IntoResponses, OpenApi};
+
+use crate::api::doc::error_responses;
+use crate::api::route::Endpoint;
+use crate::auth::{Credentials, Policy};
+use crate::error::{CotterError, CotterErrorBody};
+use crate::limits::Budget;
+
+/// The v0 routes. `/api/v0/user/list` and `/create` come before `/{client_user_id}`.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::POST, "/api/v0/user/create", |r| {
+            r.to(users::create_user)
+        }),
+        Endpoint::new(Method::GET, "/api/v0/user/list", |r| {
+            r.to(users::list_users)
+        }),
+        Endpoint::new(Method::GET, "/api/v0/user", |r| {
+            r.to(users::get_user_by_identifier)
+        }),
+        Endpoint::new(Method::GET, "/api/v0/user/{client_user_id}", |r| {
+            r.to(users::get_user)
+        }),
+    ]
+}
+
+/// Apps built on Cotter's SDKs reading a user: `API_KEY_ID` (and `API_SECRET_KEY` when the
+/// project requires it); the read budget.
+pub struct AppRead;
+
+impl Policy for AppRead {
+    const CREDENTIALS: Credentials = Credentials::KeyId;
+    const BUDGET: Budget = Budget::Read;
+    type Error = CotterError;
+}
+
+/// Apps built on Cotter's SDKs creating a user: `API_KEY_ID` (and `API_SECRET_KEY` when the
+/// project requires it); the write budget.
+pub struct AppWrite;
+
+impl Policy for AppWrite {
+    const CREDENTIALS: Credentials = Credentials::KeyId;
+    const BUDGET: Budget = Budget::Write;
+    type Error = CotterError;
+}
+
+/// Backend services listing users: both keys; the read budget.
+pub struct ServerRead;
+
+impl Policy for ServerRead {
+    const CREDENTIALS: Credentials = Credentials::KeyAndSecret;
+    const BUDGET: Budget = Budget::Read;
+    type Error = CotterError;
+}
+
+/// Errors every keyed v0 route can answer (document only).
+struct V0KeyErrors;
+
+impl IntoResponses for V0KeyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses::<CotterErrorBody>(&[
+            (401, "Missing or invalid keys."),
+            (429, "The project's budget is spent; see Retry-After."),
+            (503, "The database is busy; see Retry-After."),
+        ])
+    }
+}
+
+/// Errors every v0 route with a body can answer, besides its own (document only).
+struct V0BodyErrors;
+
+impl IntoResponses for V0BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses::<CotterErrorBody>(&[
+            (408, "The body came too slowly."),
+            (413, "The body is larger than MAX_BODY_BYTES."),
+            (415, "The body is not application/json."),
+        ])
+    }
+}
+
+/// The v0 operations of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    users::create_user,
+    users::get_user_by_identifier,
+    users::get_user,
+    users::list_users,
+))]
+pub struct Doc;

@@ -1,0 +1,30 @@
+//! Which rows a project reaches, decided once.
+//!
+//! Every query of users or accounts starts from [`users_of`] or [`accounts_of`]: a project's
+//! rows and no other's. They take a [`ProjectId`], which a handler can only get from an
+//! authenticated caller, so a query cannot be scoped by a string a client sent. A new filter
+//! that every query must apply (soft delete, say) is added here, once.
+//!
+//! Inserts are scoped by the row they write: `users::new_user` and `accounts::open` put the
+//! caller's `ProjectId` in `issuer`, and the database ties an account's `(user_id, issuer)` to
+//! its user's `(id, issuer)`, so an account can never point at another project's user.
+
+use diesel::dsl;
+use diesel::prelude::*;
+
+use crate::db::schema::{accounts, users};
+use crate::ids::ProjectId;
+
+/// The project's users.
+#[dsl::auto_type]
+pub fn users_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    users::table.filter(users::issuer.eq(issuer))
+}
+
+/// The project's accounts.
+#[dsl::auto_type]
+pub fn accounts_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    accounts::table.filter(accounts::issuer.eq(issuer))
+}
