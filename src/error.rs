@@ -261,16 +261,22 @@ impl Envelope {
 }
 
 /// An error answered in Cotter's shape.
-#[derive(Debug)]
 pub struct CotterError(pub Error);
 
 /// An error answered in Cradl's v2 shape.
-#[derive(Debug)]
 pub struct V2Error(pub Error);
 
 /// The conversions `?` needs and the `ResponseError` of an envelope type.
 macro_rules! envelope_type {
     ($name:ident, $envelope:expr) => {
+        /// The status and the client's message only: actix logs this at debug level, and an
+        /// internal error's detail is logged once, by `Envelope::respond`.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({}: {})", stringify!($name), self.0.status(), self.0)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.fmt(f)

@@ -1,7 +1,5 @@
 //! Cotter's v0 User API through the real app, on SQLite and on PostgreSQL.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -10,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use common::{
+use crate::common::{
     create_req, get_by_identifier_req, list_req, send, url_encode, Backend, Keys, TestApp,
 };
 use cotterd::users::{self, Identifier};

@@ -1,13 +1,11 @@
 //! Operability through the real app: health and readiness probes, request ids.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::test::{init_service, TestRequest};
 
-use common::{get_by_identifier_req, send, Backend, TestApp};
+use crate::common::{get_by_identifier_req, send, Backend, TestApp};
 
 async fn probes_answer_without_keys(backend: Backend) {
     let app = TestApp::new(backend);
@@ -184,7 +182,9 @@ async fn rate_limits_are_per_project_and_per_budget(backend: Backend) {
 
     // Writes have their own budget; other projects their own.
     assert_eq!(
-        send(&svc, common::create_req(&a.id, "w@y.z")).await.status,
+        send(&svc, crate::common::create_req(&a.id, "w@y.z"))
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(
@@ -317,10 +317,12 @@ async fn request_heads_and_pages_are_limited(backend: Backend) {
     assert_eq!(fits.status, StatusCode::OK);
 
     assert_eq!(
-        send(&svc, common::list_req(&keys, "10")).await.status,
+        send(&svc, crate::common::list_req(&keys, "10"))
+            .await
+            .status,
         StatusCode::OK
     );
-    let msg = send(&svc, common::list_req(&keys, "11"))
+    let msg = send(&svc, crate::common::list_req(&keys, "11"))
         .await
         .assert_error(StatusCode::BAD_REQUEST);
     assert!(msg.contains("0 to 10"), "{msg}");

@@ -10,8 +10,6 @@
 //! Each property runs on fresh random inputs every time; a failure prints the minimal input
 //! proptest shrank it to. Counts are printed as figures.
 
-mod common;
-
 use std::cell::Cell;
 use std::collections::HashSet;
 
@@ -26,7 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
-use common::{figure, list_req, send, Backend, Keys, TestApp};
+use crate::common::{figure, list_req, send, Backend, Keys, TestApp};
 use cotterd::users::{self, normalize_identifier, Identifier, User, MAX_IDENTIFIER_CHARS};
 
 /// Runs `test` on `cases` generated values; returns how many passed, or panics with the minimal

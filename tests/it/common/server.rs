@@ -82,9 +82,9 @@ pub fn http_bytes(port: u16, request: &[u8]) -> RawResponse {
     RawResponse { status, head, body }
 }
 
-/// One HTTP/1.1 request over a plain socket: the status and the body.
-pub fn http(port: u16, request: &str) -> (u16, String) {
-    let response = http_bytes(port, request.as_bytes());
+/// Sends `req` over a fresh connection to the server on `port`: the status and the body.
+pub fn send_wire(port: u16, req: &super::req::Req) -> (u16, String) {
+    let response = http_bytes(port, &req.wire());
     let body = String::from_utf8(response.body).expect("UTF-8 body");
     (response.status, body)
 }

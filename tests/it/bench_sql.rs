@@ -1,11 +1,9 @@
 //! The benchmark's pgbench scripts (bench/sql) must issue exactly the SQL the server issues, so
 //! that `bench/run` compares the server with the database doing the same work.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use cotterd::users::{self, Identifier};
 use diesel::connection::{Connection, InstrumentationEvent};
 

@@ -1,22 +1,14 @@
 //! Cradl's v2 Users API through the real app, on SQLite and on PostgreSQL.
 
-mod common;
-
 use actix_web::http::StatusCode;
 use actix_web::test::{init_service, TestRequest};
-use diesel::prelude::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use common::{create_req, get_by_identifier_req, list_req, send, Backend, Keys, Reply, TestApp};
-use cotterd::db::schema::{accounts, users};
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn with_keys(req: TestRequest, keys: &Keys) -> TestRequest {
-    req.insert_header(("API_KEY_ID", keys.id.as_str()))
-        .insert_header(("API_SECRET_KEY", keys.secret.as_str()))
-}
+use crate::common::{
+    create_req, get_by_identifier_req, list_req, send, v2_create_req, v2_get_req,
+    v2_open_account_req, v2_patch_req, with_keys, Backend, Reply, TestApp, PASSWORD,
+};
 
 fn profile(email: &str) -> Value {
     json!({
@@ -25,58 +17,6 @@ fn profile(email: &str) -> Value {
         "first_name": "Ada",
         "last_name": "Lovelace",
     })
-}
-
-fn create(keys: &Keys, body: &Value) -> TestRequest {
-    with_keys(TestRequest::post().uri("/v2/users").set_json(body), keys)
-}
-
-fn get(keys: &Keys, id: &str) -> TestRequest {
-    with_keys(TestRequest::get().uri(&format!("/v2/users/{id}")), keys)
-}
-
-fn patch(keys: &Keys, id: &str, body: &Value) -> TestRequest {
-    with_keys(
-        TestRequest::patch()
-            .uri(&format!("/v2/users/{id}"))
-            .set_json(body),
-        keys,
-    )
-}
-
-fn open_account(keys: &Keys, user_id: &str, account_type: &str) -> TestRequest {
-    with_keys(
-        TestRequest::post()
-            .uri("/v2/accounts")
-            .set_json(json!({"user_id": user_id, "account_type": account_type})),
-        keys,
-    )
-}
-
-/// Asserts a v2 error with this status and returns its codes.
-fn error_codes(reply: &Reply, status: StatusCode) -> Vec<String> {
-    assert_eq!(reply.status, status, "{}", reply.body);
-    let json = reply.json();
-    assert_eq!(
-        json.as_object().unwrap().len(),
-        2,
-        "error_codes and msg: {json}"
-    );
-    assert!(!json["msg"].as_str().unwrap().is_empty());
-    let codes: Vec<String> = json["error_codes"]
-        .as_array()
-        .expect("error_codes is an array")
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    assert!(!codes.is_empty());
-    for code in &codes {
-        assert!(
-            code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
-            "{code}"
-        );
-    }
-    codes
 }
 
 /// Asserts a successful write: exactly `{"id": <uuid>, "error_codes": []}`.
@@ -90,66 +30,16 @@ fn written_id(reply: &Reply, status: StatusCode) -> String {
     id
 }
 
-/// The stored row of a user, every column, for before/after comparisons.
-#[derive(Debug, Clone, PartialEq, Queryable)]
-struct Row {
-    id: String,
-    issuer: String,
-    identifier: String,
-    password_hash: Option<String>,
-    phone_number: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    kyc_id: Option<String>,
-    created_at: chrono::NaiveDateTime,
-    updated_at: chrono::NaiveDateTime,
-    identifier_normalized: String,
-    enrolled: String,
-    default_method: Option<String>,
-    identifiers: Option<String>,
-    deleted_at: Option<chrono::NaiveDateTime>,
-}
-
-fn row(app: &TestApp, id: &str) -> Row {
-    let mut conn = app.state.pool.get().unwrap();
-    users::table
-        .find(id)
-        .select((
-            users::id,
-            users::issuer,
-            users::identifier,
-            users::password_hash,
-            users::phone_number,
-            users::first_name,
-            users::last_name,
-            users::kyc_id,
-            users::created_at,
-            users::updated_at,
-            users::identifier_normalized,
-            users::enrolled,
-            users::default_method,
-            users::identifiers,
-            users::deleted_at,
-        ))
-        .first(conn.conn())
-        .unwrap()
-}
-
-fn count_accounts(app: &TestApp) -> i64 {
-    let mut conn = app.state.pool.get().unwrap();
-    accounts::table.count().get_result(conn.conn()).unwrap()
-}
-
 async fn create_and_get_a_user(backend: Backend) {
     let app = TestApp::new(backend);
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
 
-    let reply = send(&svc, create(&keys, &profile("Ada@Example.com"))).await;
+    let reply = send(&svc, v2_create_req(&keys, &profile("Ada@Example.com"))).await;
     let id = written_id(&reply, StatusCode::CREATED);
     assert!(!reply.body.contains(PASSWORD));
 
-    let reply = send(&svc, get(&keys, &id)).await;
+    let reply = send(&svc, v2_get_req(&keys, &id)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.json(),
@@ -167,7 +57,7 @@ async fn create_and_get_a_user(backend: Backend) {
     assert!(!reply.body.contains("password") && !reply.body.contains("argon2"));
 
     // Stored: an argon2id hash with OWASP parameters that verifies, never the password.
-    let stored = row(&app, &id);
+    let stored = app.user_row(&id);
     let hash = stored.password_hash.expect("a password hash");
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -189,10 +79,9 @@ async fn every_validation_problem_is_reported_at_once(backend: Backend) {
         "first_name": "",
         "is_admin": true,
     });
-    let codes = error_codes(
-        &send(&svc, create(&keys, &body)).await,
-        StatusCode::BAD_REQUEST,
-    );
+    let codes = send(&svc, v2_create_req(&keys, &body))
+        .await
+        .assert_v2_error(StatusCode::BAD_REQUEST);
     for code in [
         "EMAIL_INVALID",
         "PASSWORD_TOO_SHORT",
@@ -242,10 +131,9 @@ async fn every_validation_problem_is_reported_at_once(backend: Backend) {
         ),
     ];
     for (body, expected) in cases {
-        let mut codes = error_codes(
-            &send(&svc, create(&keys, &body)).await,
-            StatusCode::BAD_REQUEST,
-        );
+        let mut codes = send(&svc, v2_create_req(&keys, &body))
+            .await
+            .assert_v2_error(StatusCode::BAD_REQUEST);
         codes.sort();
         let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
         expected.sort();
@@ -261,20 +149,22 @@ async fn every_validation_problem_is_reported_at_once(backend: Backend) {
     let too_long = format!("{}@{domain}", "a".repeat(64));
     assert_eq!(too_long.len(), 255);
     let mut body = profile(&too_long);
-    let codes = error_codes(
-        &send(&svc, create(&keys, &body)).await,
-        StatusCode::BAD_REQUEST,
-    );
+    let codes = send(&svc, v2_create_req(&keys, &body))
+        .await
+        .assert_v2_error(StatusCode::BAD_REQUEST);
     assert_eq!(codes, ["EMAIL_INVALID"]);
     body["login"]["email"] = json!(too_long[1..]);
-    written_id(&send(&svc, create(&keys, &body)).await, StatusCode::CREATED);
+    written_id(
+        &send(&svc, v2_create_req(&keys, &body)).await,
+        StatusCode::CREATED,
+    );
 
     // Passwords: 8 to 1024 characters as sent; the edges are accepted.
     let mut short = profile("short@example.com");
     short["login"]["password"] = json!("1234567");
-    let reply = send(&svc, create(&keys, &short)).await;
+    let reply = send(&svc, v2_create_req(&keys, &short)).await;
     assert_eq!(
-        error_codes(&reply, StatusCode::BAD_REQUEST),
+        reply.assert_v2_error(StatusCode::BAD_REQUEST),
         ["PASSWORD_TOO_SHORT"]
     );
     assert!(
@@ -291,7 +181,10 @@ async fn every_validation_problem_is_reported_at_once(backend: Backend) {
     for (i, password) in edges.iter().enumerate() {
         let mut body = profile(&format!("edge{i}@example.com"));
         body["login"]["password"] = json!(password);
-        written_id(&send(&svc, create(&keys, &body)).await, StatusCode::CREATED);
+        written_id(
+            &send(&svc, v2_create_req(&keys, &body)).await,
+            StatusCode::CREATED,
+        );
     }
     assert_eq!(app.count_all_users(), 6, "no rejected request wrote a row");
 }
@@ -302,8 +195,11 @@ async fn passwords_are_normalised_before_hashing(backend: Backend) {
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let mut body = profile("wide@example.com");
     body["login"]["password"] = json!("ｐａｓｓｗｏｒｄ１２");
-    let id = written_id(&send(&svc, create(&keys, &body)).await, StatusCode::CREATED);
-    let hash = row(&app, &id).password_hash.unwrap();
+    let id = written_id(
+        &send(&svc, v2_create_req(&keys, &body)).await,
+        StatusCode::CREATED,
+    );
+    let hash = app.user_row(&id).password_hash.unwrap();
     assert!(cotterd::passwords::verify("password12", &hash));
     assert!(cotterd::passwords::verify("ｐａｓｓｗｏｒｄ１２", &hash));
     assert!(!cotterd::passwords::verify("password13", &hash));
@@ -368,7 +264,7 @@ async fn bodies_and_routes_answer_in_the_v2_envelope(backend: Backend) {
         ),
     ];
     for (req, status, code) in cases {
-        assert_eq!(error_codes(&send(&svc, req).await, status), [code]);
+        assert_eq!((send(&svc, req).await).assert_v2_error(status), [code]);
     }
     assert_eq!(app.count_all_users(), 0);
 }
@@ -379,7 +275,7 @@ async fn both_keys_are_required_on_every_route(backend: Backend) {
     let other = app.project("other");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let id = written_id(
-        &send(&svc, create(&keys, &profile("k@example.com"))).await,
+        &send(&svc, v2_create_req(&keys, &profile("k@example.com"))).await,
         StatusCode::CREATED,
     );
 
@@ -418,14 +314,14 @@ async fn both_keys_are_required_on_every_route(backend: Backend) {
         ];
         for req in variants {
             assert_eq!(
-                error_codes(&send(&svc, req).await, StatusCode::UNAUTHORIZED),
+                (send(&svc, req).await).assert_v2_error(StatusCode::UNAUTHORIZED),
                 ["UNAUTHORIZED"]
             );
         }
     }
-    let stored = row(&app, &id);
+    let stored = app.user_row(&id);
     assert_eq!(stored.kyc_id, None, "no rejected PATCH stored a kyc_id");
-    assert_eq!(count_accounts(&app), 0);
+    assert_eq!(app.count_accounts(), 0);
     assert_eq!(app.count_all_users(), 1);
 }
 
@@ -436,7 +332,7 @@ async fn v0_and_v2_share_users_and_emails(backend: Backend) {
 
     // A v2 user is a v0 user whose identifier is the email.
     let id = written_id(
-        &send(&svc, create(&keys, &profile("Grace@Example.com"))).await,
+        &send(&svc, v2_create_req(&keys, &profile("Grace@Example.com"))).await,
         StatusCode::CREATED,
     );
     let v0 = send(&svc, get_by_identifier_req(&keys.id, "grace@example.com"))
@@ -460,17 +356,17 @@ async fn v0_and_v2_share_users_and_emails(backend: Backend) {
 
     // An email used by a v0 user is taken for v2, whatever its case.
     send(&svc, create_req(&keys.id, "linus@example.com")).await;
-    let taken = send(&svc, create(&keys, &profile("Linus@Example.COM"))).await;
-    assert_eq!(error_codes(&taken, StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
-    let taken = send(&svc, create(&keys, &profile("grace@example.com"))).await;
-    assert_eq!(error_codes(&taken, StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
+    let taken = send(&svc, v2_create_req(&keys, &profile("Linus@Example.COM"))).await;
+    assert_eq!(taken.assert_v2_error(StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
+    let taken = send(&svc, v2_create_req(&keys, &profile("grace@example.com"))).await;
+    assert_eq!(taken.assert_v2_error(StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
     assert_eq!(app.count_users(&keys.id), 2);
 
     // A v0 user seen through v2: its identifier as login email, no profile yet.
     let v0_user = send(&svc, get_by_identifier_req(&keys.id, "linus@example.com"))
         .await
         .json();
-    let seen = send(&svc, get(&keys, v0_user["ID"].as_str().unwrap()))
+    let seen = send(&svc, v2_get_req(&keys, v0_user["ID"].as_str().unwrap()))
         .await
         .json();
     assert_eq!(seen["login"], json!({"email": "linus@example.com"}));
@@ -487,14 +383,15 @@ async fn concurrent_creates_of_one_email_leave_one_row(backend: Backend) {
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let replies =
-        join_all((0..10).map(|_| send(&svc, create(&keys, &profile("same@example.com"))))).await;
+        join_all((0..10).map(|_| send(&svc, v2_create_req(&keys, &profile("same@example.com")))))
+            .await;
     let created = replies
         .iter()
         .filter(|r| r.status == StatusCode::CREATED)
         .count();
     assert_eq!(created, 1);
     for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
-        assert_eq!(error_codes(reply, StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
+        assert_eq!(reply.assert_v2_error(StatusCode::CONFLICT), ["EMAIL_TAKEN"]);
     }
     assert_eq!(app.count_users(&keys.id), 1);
 }
@@ -504,10 +401,10 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let id = written_id(
-        &send(&svc, create(&keys, &profile("kyc@example.com"))).await,
+        &send(&svc, v2_create_req(&keys, &profile("kyc@example.com"))).await,
         StatusCode::CREATED,
     );
-    let before = row(&app, &id);
+    let before = app.user_row(&id);
 
     let attempts = [
         json!({"kyc_id": "kyc_1", "login": {"email": "evil@example.com", "password": "hijacked1"}}),
@@ -519,10 +416,9 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
         json!({"kyc_id": "kyc_1", "account_ids": ["a"]}),
     ];
     for body in attempts {
-        let codes = error_codes(
-            &send(&svc, patch(&keys, &id, &body)).await,
-            StatusCode::BAD_REQUEST,
-        );
+        let codes = send(&svc, v2_patch_req(&keys, &id, &body))
+            .await
+            .assert_v2_error(StatusCode::BAD_REQUEST);
         assert_eq!(codes, ["FIELD_NOT_ALLOWED"], "{body}");
     }
     let cases = [
@@ -538,21 +434,20 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
         (json!({"kyc_id": "k", "user_id": 7}), "USER_ID_MISMATCH"),
     ];
     for (body, code) in cases {
-        let codes = error_codes(
-            &send(&svc, patch(&keys, &id, &body)).await,
-            StatusCode::BAD_REQUEST,
-        );
+        let codes = send(&svc, v2_patch_req(&keys, &id, &body))
+            .await
+            .assert_v2_error(StatusCode::BAD_REQUEST);
         assert_eq!(codes, [code], "{body}");
     }
     assert_eq!(
-        row(&app, &id),
+        app.user_row(&id),
         before,
         "nothing was stored by a rejected PATCH"
     );
 
     let reply = send(
         &svc,
-        patch(
+        v2_patch_req(
             &keys,
             &id,
             &json!({"kyc_id": "kyc_123", "user_id": id.to_uppercase()}),
@@ -560,7 +455,7 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
     )
     .await;
     assert_eq!(written_id(&reply, StatusCode::OK), id);
-    let after = row(&app, &id);
+    let after = app.user_row(&id);
     assert!(
         after.updated_at >= before.updated_at,
         "updated_at moves forward"
@@ -570,15 +465,14 @@ async fn only_kyc_id_can_be_patched(backend: Backend) {
     expected.updated_at = after.updated_at;
     assert_eq!(after, expected, "only kyc_id and updated_at changed");
     assert_eq!(
-        send(&svc, get(&keys, &id)).await.json()["kyc_id"],
+        send(&svc, v2_get_req(&keys, &id)).await.json()["kyc_id"],
         "kyc_123"
     );
     let missing = uuid::Uuid::new_v4().to_string();
     assert_eq!(
-        error_codes(
-            &send(&svc, patch(&keys, &missing, &json!({"kyc_id": "k"}))).await,
-            StatusCode::NOT_FOUND
-        ),
+        send(&svc, v2_patch_req(&keys, &missing, &json!({"kyc_id": "k"})))
+            .await
+            .assert_v2_error(StatusCode::NOT_FOUND),
         ["USER_NOT_FOUND"]
     );
 }
@@ -588,32 +482,32 @@ async fn accounts_need_kyc_and_list_oldest_first(backend: Backend) {
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let id = written_id(
-        &send(&svc, create(&keys, &profile("acct@example.com"))).await,
+        &send(&svc, v2_create_req(&keys, &profile("acct@example.com"))).await,
         StatusCode::CREATED,
     );
 
-    let refused = send(&svc, open_account(&keys, &id, "checking")).await;
+    let refused = send(&svc, v2_open_account_req(&keys, &id, "checking")).await;
     assert_eq!(
-        error_codes(&refused, StatusCode::CONFLICT),
+        refused.assert_v2_error(StatusCode::CONFLICT),
         ["KYC_REQUIRED"]
     );
-    assert_eq!(count_accounts(&app), 0);
+    assert_eq!(app.count_accounts(), 0);
 
-    send(&svc, patch(&keys, &id, &json!({"kyc_id": "kyc_9"}))).await;
+    send(&svc, v2_patch_req(&keys, &id, &json!({"kyc_id": "kyc_9"}))).await;
     let first = written_id(
-        &send(&svc, open_account(&keys, &id, "checking")).await,
+        &send(&svc, v2_open_account_req(&keys, &id, "checking")).await,
         StatusCode::CREATED,
     );
     let second = written_id(
-        &send(&svc, open_account(&keys, &id, "savings")).await,
+        &send(&svc, v2_open_account_req(&keys, &id, "savings")).await,
         StatusCode::CREATED,
     );
     let third = written_id(
-        &send(&svc, open_account(&keys, &id, "checking")).await,
+        &send(&svc, v2_open_account_req(&keys, &id, "checking")).await,
         StatusCode::CREATED,
     );
     assert_eq!(
-        send(&svc, get(&keys, &id)).await.json()["account_ids"],
+        send(&svc, v2_get_req(&keys, &id)).await.json()["account_ids"],
         json!([first, second, third])
     );
 
@@ -659,12 +553,12 @@ async fn accounts_need_kyc_and_list_oldest_first(backend: Backend) {
             &keys,
         );
         assert_eq!(
-            error_codes(&send(&svc, req).await, status),
+            (send(&svc, req).await).assert_v2_error(status),
             expected,
             "{body}"
         );
     }
-    assert_eq!(count_accounts(&app), 3);
+    assert_eq!(app.count_accounts(), 3);
 }
 
 async fn another_projects_users_look_missing(backend: Backend) {
@@ -673,46 +567,46 @@ async fn another_projects_users_look_missing(backend: Backend) {
     let b = app.project("b");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let id = written_id(
-        &send(&svc, create(&a, &profile("mine@example.com"))).await,
+        &send(&svc, v2_create_req(&a, &profile("mine@example.com"))).await,
         StatusCode::CREATED,
     );
-    send(&svc, patch(&a, &id, &json!({"kyc_id": "kyc_a"}))).await;
+    send(&svc, v2_patch_req(&a, &id, &json!({"kyc_id": "kyc_a"}))).await;
     let account = written_id(
-        &send(&svc, open_account(&a, &id, "savings")).await,
+        &send(&svc, v2_open_account_req(&a, &id, "savings")).await,
         StatusCode::CREATED,
     );
-    let before = row(&app, &id);
+    let before = app.user_row(&id);
 
     let missing = uuid::Uuid::new_v4().to_string();
     let pairs = [
-        (get(&b, &id), get(&b, &missing)),
+        (v2_get_req(&b, &id), v2_get_req(&b, &missing)),
         (
-            patch(&b, &id, &json!({"kyc_id": "kyc_b"})),
-            patch(&b, &missing, &json!({"kyc_id": "kyc_b"})),
+            v2_patch_req(&b, &id, &json!({"kyc_id": "kyc_b"})),
+            v2_patch_req(&b, &missing, &json!({"kyc_id": "kyc_b"})),
         ),
         (
-            open_account(&b, &id, "checking"),
-            open_account(&b, &missing, "checking"),
+            v2_open_account_req(&b, &id, "checking"),
+            v2_open_account_req(&b, &missing, "checking"),
         ),
     ];
     for (theirs, absent) in pairs {
         let theirs = send(&svc, theirs).await;
         let absent = send(&svc, absent).await;
         assert_eq!(
-            error_codes(&theirs, StatusCode::NOT_FOUND),
+            theirs.assert_v2_error(StatusCode::NOT_FOUND),
             ["USER_NOT_FOUND"]
         );
         assert_eq!((theirs.status, &theirs.body), (absent.status, &absent.body));
     }
-    assert_eq!(row(&app, &id), before);
-    assert_eq!(count_accounts(&app), 1);
+    assert_eq!(app.user_row(&id), before);
+    assert_eq!(app.count_accounts(), 1);
     assert_eq!(
-        send(&svc, get(&a, &id)).await.json()["account_ids"],
+        send(&svc, v2_get_req(&a, &id)).await.json()["account_ids"],
         json!([account])
     );
     // B may use the same email: projects are separate namespaces.
     written_id(
-        &send(&svc, create(&b, &profile("mine@example.com"))).await,
+        &send(&svc, v2_create_req(&b, &profile("mine@example.com"))).await,
         StatusCode::CREATED,
     );
 }
@@ -730,7 +624,7 @@ async fn a_burst_of_creates_is_bounded(backend: Backend) {
     let replies = join_all((0..200).map(|i| {
         send(
             &svc,
-            create(&keys, &profile(&format!("burst{i}@example.com"))),
+            v2_create_req(&keys, &profile(&format!("burst{i}@example.com"))),
         )
     }))
     .await;
@@ -743,7 +637,7 @@ async fn a_burst_of_creates_is_bounded(backend: Backend) {
             StatusCode::SERVICE_UNAVAILABLE => {
                 assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
                 assert_eq!(
-                    error_codes(reply, StatusCode::SERVICE_UNAVAILABLE),
+                    reply.assert_v2_error(StatusCode::SERVICE_UNAVAILABLE),
                     ["SERVICE_UNAVAILABLE"]
                 );
                 refused += 1;
@@ -782,7 +676,7 @@ async fn reads_are_served_while_passwords_hash(backend: Backend) {
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let reader = written_id(
-        &send(&svc, create(&keys, &profile("reader@example.com"))).await,
+        &send(&svc, v2_create_req(&keys, &profile("reader@example.com"))).await,
         StatusCode::CREATED,
     );
 
@@ -790,7 +684,11 @@ async fn reads_are_served_while_passwords_hash(backend: Backend) {
     let creates = (0..8).map(|i| {
         let (svc, keys, order) = (&svc, &keys, &order);
         async move {
-            let reply = send(svc, create(keys, &profile(&format!("slow{i}@example.com")))).await;
+            let reply = send(
+                svc,
+                v2_create_req(keys, &profile(&format!("slow{i}@example.com"))),
+            )
+            .await;
             assert_eq!(reply.status, StatusCode::CREATED);
             order.borrow_mut().push("create");
         }
@@ -803,7 +701,7 @@ async fn reads_are_served_while_passwords_hash(backend: Backend) {
             let reply = if i % 2 == 0 {
                 send(svc, get_by_identifier_req(&keys.id, "reader@example.com")).await
             } else {
-                send(svc, get(keys, reader)).await
+                send(svc, v2_get_req(keys, reader)).await
             };
             assert_eq!(reply.status, StatusCode::OK);
             order.borrow_mut().push("read");

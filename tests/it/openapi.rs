@@ -1,14 +1,13 @@
 //! The OpenAPI document against the app: every documented operation is served, every served
 //! route is documented, and sample responses match the schema documented for their status.
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use actix_web::test::{init_service, TestRequest};
 use serde_json::{json, Value};
 
-use common::{send, Backend, Keys, TestApp};
+use crate::common::catalogue::KEYED_ROUTES;
+use crate::common::{send, with_keys, Backend, TestApp};
 
 fn document() -> Value {
     serde_json::from_str(cotterd::api::openapi::document()).expect("the document is JSON")
@@ -49,6 +48,43 @@ fn the_document_and_the_routes_are_the_same_set() {
         unserved.is_empty(),
         "documented but not registered: {unserved:?}"
     );
+}
+
+/// (method, path template, whether `API_SECRET_KEY` is needed) of every operation the document
+/// says takes `API_KEY_ID`.
+fn keyed_operations(doc: &Value) -> BTreeSet<(String, String, bool)> {
+    let mut keyed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let alternatives = operation["security"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let all = |scheme: &str| {
+                !alternatives.is_empty() && alternatives.iter().all(|a| a.get(scheme).is_some())
+            };
+            if all("api_key_id") {
+                keyed.insert((method.to_uppercase(), path.clone(), all("api_secret_key")));
+            }
+        }
+    }
+    keyed
+}
+
+/// The route catalogue the security suites iterate is exactly the document's keyed operations:
+/// a new keyed endpoint cannot be left out of the credentials matrix, the hostile corpus or the
+/// cross-project probes.
+#[test]
+fn the_catalogue_is_the_documents_keyed_operations() {
+    let catalogue: BTreeSet<(String, String, bool)> = KEYED_ROUTES
+        .iter()
+        .map(|keyed| {
+            let method = keyed.method.to_string();
+            (method, keyed.template.to_owned(), keyed.needs_secret)
+        })
+        .collect();
+    assert_eq!(catalogue.len(), KEYED_ROUTES.len(), "no route twice");
+    assert_eq!(catalogue, keyed_operations(&document()));
 }
 
 /// The schema documented for (template, method, status), with the components beside it so
@@ -118,20 +154,20 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let doc = document();
-    let both = |req: TestRequest, keys: &Keys| {
-        req.insert_header(("API_KEY_ID", keys.id.as_str()))
-            .insert_header(("API_SECRET_KEY", keys.secret.as_str()))
-    };
     let v2_user = json!({
         "login": {"email": "ada@example.com", "password": "correct horse"},
         "phone_number": "+15551234567", "first_name": "Ada", "last_name": "Lovelace",
     });
 
-    let created = send(&svc, common::create_req(&keys.id, "hello@example.com")).await;
+    let created = send(
+        &svc,
+        crate::common::create_req(&keys.id, "hello@example.com"),
+    )
+    .await;
     let user_id = created.json()["ID"].as_str().unwrap().to_owned();
     let v2 = send(
         &svc,
-        both(
+        with_keys(
             TestRequest::post().uri("/v2/users").set_json(&v2_user),
             &keys,
         ),
@@ -142,7 +178,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
 
     // Opened before the user has a kyc_id (409), after (201), and for a missing user (404).
     let open_account = |user: &str| {
-        both(
+        with_keys(
             TestRequest::post()
                 .uri("/v2/accounts")
                 .set_json(json!({"user_id": user, "account_type": "savings"})),
@@ -170,7 +206,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/v2/users",
             "POST",
-            both(
+            with_keys(
                 TestRequest::post()
                     .uri("/v2/users")
                     .insert_header(("Content-Type", "text/plain"))
@@ -181,17 +217,17 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/api/v0/user/create",
             "POST",
-            common::create_req(&keys.id, "new@example.com"),
+            crate::common::create_req(&keys.id, "new@example.com"),
         ),
         (
             "/api/v0/user/create",
             "POST",
-            common::create_req(&keys.id, "hello@example.com"),
+            crate::common::create_req(&keys.id, "hello@example.com"),
         ),
         (
             "/api/v0/user/create",
             "POST",
-            common::create_req(&keys.id, ""),
+            crate::common::create_req(&keys.id, ""),
         ),
         (
             "/api/v0/user/create",
@@ -203,12 +239,12 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/api/v0/user",
             "GET",
-            common::get_by_identifier_req(&keys.id, "hello@example.com"),
+            crate::common::get_by_identifier_req(&keys.id, "hello@example.com"),
         ),
         (
             "/api/v0/user",
             "GET",
-            common::get_by_identifier_req(&keys.id, "nobody@example.com"),
+            crate::common::get_by_identifier_req(&keys.id, "nobody@example.com"),
         ),
         (
             "/api/v0/user",
@@ -231,12 +267,20 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
                 .uri(&format!("/api/v0/user/{missing}"))
                 .insert_header(("API_KEY_ID", keys.id.as_str())),
         ),
-        ("/api/v0/user/list", "GET", common::list_req(&keys, "0")),
-        ("/api/v0/user/list", "GET", common::list_req(&keys, "-1")),
+        (
+            "/api/v0/user/list",
+            "GET",
+            crate::common::list_req(&keys, "0"),
+        ),
+        (
+            "/api/v0/user/list",
+            "GET",
+            crate::common::list_req(&keys, "-1"),
+        ),
         (
             "/v2/users",
             "POST",
-            both(
+            with_keys(
                 TestRequest::post().uri("/v2/users").set_json(&v2_user),
                 &keys,
             ),
@@ -244,7 +288,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/v2/users",
             "POST",
-            both(
+            with_keys(
                 TestRequest::post()
                     .uri("/v2/users")
                     .set_json(json!({"login": 1})),
@@ -254,12 +298,12 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/v2/users/{user_id}",
             "GET",
-            both(TestRequest::get().uri(&format!("/v2/users/{v2_id}")), &keys),
+            with_keys(TestRequest::get().uri(&format!("/v2/users/{v2_id}")), &keys),
         ),
         (
             "/v2/users/{user_id}",
             "GET",
-            both(
+            with_keys(
                 TestRequest::get().uri(&format!("/v2/users/{missing}")),
                 &keys,
             ),
@@ -267,7 +311,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/v2/users/{user_id}",
             "PATCH",
-            both(
+            with_keys(
                 TestRequest::patch()
                     .uri(&format!("/v2/users/{v2_id}"))
                     .set_json(json!({"id": "x"})),
@@ -278,7 +322,7 @@ async fn responses_match_the_documented_schemas(backend: Backend) {
         (
             "/v2/users/{user_id}",
             "PATCH",
-            both(
+            with_keys(
                 TestRequest::patch()
                     .uri(&format!("/v2/users/{v2_id}"))
                     .set_json(json!({"kyc_id": "kyc_1"})),

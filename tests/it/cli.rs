@@ -1,8 +1,6 @@
 //! The `cotterd` binary itself: the administration commands and a served request over real
 //! HTTP, on SQLite and on PostgreSQL.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Output};
@@ -10,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::server::{http, start_server};
-use common::{Backend, TestDb};
+use crate::common::req::Req;
+use crate::common::server::{send_wire, start_server};
+use crate::common::{v2_user, Backend, Keys, TestDb};
 use cotterd::projects;
 
 fn cotterd(db: &TestDb, args: &[&str]) -> Output {
@@ -46,7 +45,7 @@ fn new_project(db: &TestDb) -> (String, String) {
 }
 
 fn live_hashes(db: &TestDb, project: &str) -> Vec<[u8; 32]> {
-    let state = cotterd::AppState::open(common::test_settings(db)).unwrap();
+    let state = cotterd::AppState::open(crate::common::test_settings(db)).unwrap();
     let mut conn = state.pool.get().unwrap();
     let project = uuid::Uuid::parse_str(project).unwrap();
     projects::live_secret_hashes(conn.conn(), &project).unwrap()
@@ -208,43 +207,38 @@ async fn serves_the_documented_curl_requests(backend: Backend) {
     let (id, secret) = new_project(&db);
 
     let body = r#"{"identifier": "hello@gmail.com"}"#;
-    let (status, created) = http(
-        server.port,
-        &format!(
-            "POST /api/v0/user/create HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    let create = Req::post("/api/v0/user/create")
+        .key_id(&id)
+        .body(Some("application/json"), body);
+    let (status, created) = send_wire(server.port, &create);
     assert_eq!(status, 200, "{created}");
     let created: Value = serde_json::from_str(&created).unwrap();
     assert_eq!(created["identifier"], "hello@gmail.com");
 
-    let (status, found) = http(
-        server.port,
-        &format!("GET /api/v0/user?identifier=hello@gmail.com HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
-    );
+    let find = Req::get("/api/v0/user?identifier=hello@gmail.com").key_id(&id);
+    let (status, found) = send_wire(server.port, &find);
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(&found).unwrap(), created);
 
     let user_id = created["ID"].as_str().unwrap();
-    let (status, by_id) = http(
+    let (status, by_id) = send_wire(
         server.port,
-        &format!("GET /api/v0/user/{user_id} HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
+        &Req::get(format!("/api/v0/user/{user_id}")).key_id(&id),
     );
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(&by_id).unwrap(), created);
-    let (status, refused) = http(
-        server.port,
-        &format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: cotterd_sk_wrong\r\nConnection: close\r\n\r\n"),
-    );
+    let wrong_secret = Req::get("/api/v0/user/list?page=0")
+        .key_id(&id)
+        .header("API_SECRET_KEY", "cotterd_sk_wrong");
+    let (status, refused) = send_wire(server.port, &wrong_secret);
     assert_eq!(status, 401);
     assert_eq!(serde_json::from_str::<Value>(&refused).unwrap()["type"], "");
 
-    let (status, list) = http(
-        server.port,
-        &format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_SECRET_KEY: {secret}\r\nAPI_KEY_ID: {id}\r\nConnection: close\r\n\r\n"),
-    );
+    // The secret first: header order does not matter.
+    let list = Req::get("/api/v0/user/list?page=0")
+        .header("API_SECRET_KEY", &secret)
+        .key_id(&id);
+    let (status, list) = send_wire(server.port, &list);
     assert_eq!(status, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&list).unwrap(),
@@ -265,17 +259,14 @@ async fn sigterm_lets_requests_in_flight_finish(backend: Backend) {
         .map(|i| {
             let (id, secret) = (id.clone(), secret.clone());
             std::thread::spawn(move || {
-                let body = format!(
-                    r#"{{"login": {{"email": "u{i}@example.com", "password": "correct horse"}}, "phone_number": "+15551234567", "first_name": "A", "last_name": "B"}}"#
+                let keys = Keys { id, secret };
+                let body = v2_user(
+                    &format!("u{i}@example.com"),
+                    "correct horse",
+                    "+15551234567",
+                    "A",
                 );
-                http(
-                    port,
-                    &format!(
-                        "POST /v2/users HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}\r\n\
-                         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    ),
-                )
+                send_wire(port, &Req::post("/v2/users").keys(&keys).json(&body))
             })
         })
         .collect();
@@ -363,14 +354,10 @@ async fn two_instances_behave_as_one(backend: Backend) {
     let (b, _b_log) = start_server(&db, &[("RUST_LOG", "warn")]);
     let ports = [a.port, b.port];
     let create = move |port: u16, key: &str, identifier: &str| {
-        let body = format!(r#"{{"identifier": "{identifier}"}}"#);
-        http(
+        let body = serde_json::json!({ "identifier": identifier });
+        send_wire(
             port,
-            &format!(
-                "POST /api/v0/user/create HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {key}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            ),
+            &Req::post("/api/v0/user/create").key_id(key).json(&body),
         )
     };
 
@@ -409,13 +396,12 @@ async fn two_instances_behave_as_one(backend: Backend) {
         );
     }
     let page = |port: u16, page: u32| -> Vec<Value> {
-        let (status, body) = http(
-            port,
-            &format!(
-                "GET /api/v0/user/list?page={page} HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\n\
-                 API_SECRET_KEY: {secret}\r\nConnection: close\r\n\r\n"
-            ),
-        );
+        let keys = Keys {
+            id: id.clone(),
+            secret: secret.clone(),
+        };
+        let list = Req::get(format!("/api/v0/user/list?page={page}")).keys(&keys);
+        let (status, body) = send_wire(port, &list);
         assert_eq!(status, 200, "{body}");
         serde_json::from_str::<Value>(&body)
             .unwrap()
@@ -444,20 +430,22 @@ async fn logs_carry_no_secrets(backend: Backend) {
     let (id, secret) = new_project(&db);
     let (server, stderr) = start_server(&db, &[("RUST_LOG", "debug,diesel=debug")]);
     let password = "hunter2-correct-horse";
-    let body = format!(
-        r#"{{"login": {{"email": "secret.person@example.com", "password": "{password}"}}, "phone_number": "+15551234567", "first_name": "A", "last_name": "B"}}"#
-    );
+    let keys = Keys {
+        id: id.clone(),
+        secret: secret.clone(),
+    };
+    let body = v2_user("secret.person@example.com", password, "+15551234567", "A");
     let requests = [
-        format!(
-            "POST /v2/users HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        format!("GET /api/v0/user?identifier=secret.person@example.com HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nX-Request-Id: trace-77\r\nConnection: close\r\n\r\n"),
-        format!("GET /api/v0/user/list?page=0 HTTP/1.1\r\nHost: localhost\r\nAPI_KEY_ID: {id}\r\nAPI_SECRET_KEY: {secret}x\r\nConnection: close\r\n\r\n"),
+        Req::post("/v2/users").keys(&keys).json(&body),
+        Req::get("/api/v0/user?identifier=secret.person@example.com")
+            .key_id(&id)
+            .header("X-Request-Id", "trace-77"),
+        Req::get("/api/v0/user/list?page=0")
+            .key_id(&id)
+            .header("API_SECRET_KEY", &format!("{secret}x")),
     ];
     for request in &requests {
-        http(server.port, request);
+        send_wire(server.port, request);
     }
     drop(server);
     let mut log = String::new();

@@ -1,0 +1,27 @@
+//! The integration tests, linked once: the real app and the real binary against real databases
+//! (SQLite and the PostgreSQL server on 127.0.0.1:5432), every API test on both.
+//!
+//! - `v0_api`, `v2_api`: each API's behaviour, route by route;
+//! - `ops`: probes, request ids, rate limits, metrics, request limits;
+//! - `openapi`: the document against the route table, the route catalogue and live answers;
+//! - `cli`: the binary's commands and a served request over real sockets;
+//! - `security`: hostile input on every route, cross-project probes, the credentials matrix;
+//! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
+//! - `properties`: normalisation and paging on generated inputs;
+//! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
+//!
+//! `security`, `faults` and `properties` print their figures (`figure: NAME = VALUE`) for
+//! `reliability/run`: `cargo test --test it -- --nocapture security:: faults:: properties::`.
+
+#[macro_use]
+mod common;
+
+mod bench_sql;
+mod cli;
+mod faults;
+mod openapi;
+mod ops;
+mod properties;
+mod security;
+mod v0_api;
+mod v2_api;
