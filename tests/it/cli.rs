@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::req::Req;
 use crate::common::server::{send_wire, start_server};
-use crate::common::{v2_user, Backend, Keys, TestDb};
+use crate::common::{v2_user, Backend, Keys, TestApp, TestDb};
 use cotterd::projects;
 
 fn cotterd(db: &TestDb, args: &[&str]) -> Output {
@@ -465,9 +465,107 @@ async fn logs_carry_no_secrets(backend: Backend) {
     }
 }
 
+/// The server's own settings belong to `cotterd` alone or to `cotterd serve`: an
+/// administration command refuses them as flags rather than ignoring them, and its own flags
+/// follow it. In the environment they are shared configuration, and ignored by the commands.
+async fn serve_settings_belong_to_serve(backend: Backend) {
+    let db = TestDb::new(backend);
+    let nil = "00000000-0000-0000-0000-000000000000";
+    for (args, expected) in [
+        (
+            &["projects", "list", "--bind-addr", "127.0.0.1:1"][..],
+            "unexpected argument '--bind-addr'",
+        ),
+        (
+            &["secrets", "list", "--project", nil, "--max-page", "3"],
+            "unexpected argument '--max-page'",
+        ),
+        (
+            &["migrate", "--workers", "2"],
+            "unexpected argument '--workers'",
+        ),
+        (
+            &["--bind-addr", "127.0.0.1:1", "projects", "list"],
+            "cannot be used with '--bind-addr",
+        ),
+    ] {
+        let out = cotterd(&db, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let with_env = Command::new(env!("CARGO_BIN_EXE_cotterd"))
+        .args(["projects", "list", "--database-url", &db.url])
+        .env("BIND_ADDR", "127.0.0.1:1")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cotterd");
+    assert!(stdout(&with_env).contains("No projects"));
+    let help = stdout(&cotterd(&db, &["serve", "--help"]));
+    assert!(
+        help.contains("--bind-addr") && help.contains("--database-url"),
+        "{help}"
+    );
+}
+
+/// A stored row the server cannot read (its methods column is not a JSON list) is a 500 with
+/// the generic message, never an empty list passed off as the truth; the detail is logged once,
+/// and only at error level.
+async fn corrupt_rows_are_errors_logged_once(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let (server, stderr) = start_server(&app.db, &[("RUST_LOG", "debug")]);
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut log);
+        log
+    });
+    let create = Req::post("/api/v0/user/create")
+        .key_id(&keys.id)
+        .json(&serde_json::json!({"identifier": "broken@example.com"}));
+    let (status, created) = send_wire(server.port, &create);
+    assert_eq!(status, 200, "{created}");
+    let user_id = serde_json::from_str::<Value>(&created).unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        use cotterd::db::schema::users;
+        use diesel::prelude::*;
+        let mut pooled = app.state.pool.get().unwrap();
+        diesel::update(users::table.find(&user_id))
+            .set(users::enrolled.eq("{not a list"))
+            .execute(pooled.conn())
+            .unwrap();
+    }
+    let reads = [
+        Req::get(format!("/api/v0/user/{user_id}")).key_id(&keys.id),
+        Req::get("/api/v0/user?identifier=broken@example.com").key_id(&keys.id),
+        Req::get("/api/v0/user/list?page=0").keys(&keys),
+    ];
+    for read in &reads {
+        let (status, body) = send_wire(server.port, read);
+        assert_eq!(status, 500, "{}: {body}", read.describe());
+        assert_eq!(body, r#"{"msg":"internal server error","type":""}"#);
+    }
+    drop(server);
+    let log = log.join().unwrap();
+    let detail: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("not a JSON list"))
+        .collect();
+    assert_eq!(detail.len(), reads.len(), "once per request:\n{log}");
+    assert!(
+        detail.iter().all(|line| line.contains("ERROR")),
+        "{detail:#?}"
+    );
+}
+
 both_backends!(
     projects_and_secrets_commands,
     commands_reject_bad_input_clearly,
+    serve_settings_belong_to_serve,
+    corrupt_rows_are_errors_logged_once,
     serves_the_documented_curl_requests,
     sigterm_lets_requests_in_flight_finish,
     slow_clients_are_cut_off,

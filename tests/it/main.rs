@@ -8,6 +8,7 @@
 //! - `security`: hostile input on every route, cross-project probes, the credentials matrix;
 //! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
 //! - `properties`: normalisation and paging on generated inputs;
+//! - `scoping`: a project reaches only its own rows, down to the database's keys;
 //! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
 //!
 //! `security`, `faults` and `properties` print their figures (`figure: NAME = VALUE`) for
@@ -22,6 +23,7 @@ mod faults;
 mod openapi;
 mod ops;
 mod properties;
+mod scoping;
 mod security;
 mod v0_api;
 mod v2_api;
