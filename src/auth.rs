@@ -4,9 +4,10 @@
 //! A handler names its policy in its signature (`caller: Caller<v0::AppWrite>`). The extractor
 //! *parses and verifies* the credentials — `API_KEY_ID` names the project, `API_SECRET_KEY`
 //! proves the caller holds one of its live secrets — spends one unit of the policy's budget, and
-//! hands the handler the authenticated [`Project`]. That is the only way a handler gets a
-//! `ProjectId`, and every project-scoped query (`scope`) needs one: which rows a caller reaches
-//! is decided by the types, not by each handler remembering a filter.
+//! hands the handler the authenticated [`Project`]. [`ProjectId`] is made here and nowhere else
+//! (from keys that passed the check, or by [`verify_keys`] for callers outside HTTP), and every
+//! project-scoped query (`scope`) needs one: which rows a caller reaches is decided by the types,
+//! not by each handler remembering a filter.
 //!
 //! A refused call is answered in the error shape of the policy's API. Extractors run before the
 //! handler body, and no handler reads its body before them, so a caller without valid keys
@@ -24,8 +25,9 @@ use moka::sync::Cache;
 use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::db::DbConn;
 use crate::error::{Error, Result};
-use crate::ids::{self, ProjectId};
+use crate::ids;
 use crate::limits::Budget;
 use crate::{db, projects, AppState};
 
@@ -38,6 +40,24 @@ pub const SECRET_HEADER: &str = "api_secret_key";
 /// a moment after a failed call works at once, yet long enough to keep repeats of a bad key off
 /// the database.
 const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(1);
+
+/// A project's id: its `API_KEY_ID`, also the `issuer` column of its users and accounts. Only
+/// this module makes one, for a project whose keys were checked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectId(String);
+
+impl ProjectId {
+    /// The canonical text, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Which credentials a policy asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,19 +199,8 @@ impl AuthCache {
 
     fn load(&self, pool: &db::Pool, id: &Uuid) -> Result<Arc<ProjectKeys>, Miss> {
         self.loads.inc();
-        let loaded = db::with_conn(pool, |conn| {
-            let Some(project) = projects::find(conn, id)? else {
-                return Ok(None);
-            };
-            let secret_hashes = projects::live_secret_hashes(conn, id)?;
-            Ok(Some(Arc::new(ProjectKeys {
-                id: project.key_id(),
-                require_secret: project.require_secret,
-                secret_hashes,
-            })))
-        });
-        match loaded {
-            Ok(Some(keys)) => Ok(keys),
+        match db::with_conn(pool, |conn| load_keys(conn, id)) {
+            Ok(Some(keys)) => Ok(Arc::new(keys)),
             Ok(None) => Err(Miss::Unknown),
             Err(err) => Err(Miss::Failed(err)),
         }
@@ -232,6 +241,36 @@ impl AuthCache {
             Err(Miss::Failed(err)) => Err(err),
         }
     }
+}
+
+/// The keys of the project whose `API_KEY_ID` is `id`, read from the database.
+fn load_keys(conn: &mut DbConn, id: &Uuid) -> Result<Option<ProjectKeys>> {
+    let Some(project) = projects::find(conn, id)? else {
+        return Ok(None);
+    };
+    let secret_hashes = projects::live_secret_hashes(conn, id)?;
+    Ok(Some(ProjectKeys {
+        id: ProjectId(project.id),
+        require_secret: project.require_secret,
+        secret_hashes,
+    }))
+}
+
+/// The project whose keys these are, checked on `conn` without the cache and without spending
+/// a budget: `key_id` must name a project and `secret` be one of its live secrets, as
+/// [`Credentials::KeyAndSecret`] asks. For callers outside HTTP (tools, tests).
+pub fn verify_keys(conn: &mut DbConn, key_id: &str, secret: &str) -> Result<Project> {
+    let unknown = Error::Unauthorized("API_KEY_ID is not a valid API key id");
+    let id = ids::parse_uuid(key_id).ok_or(unknown.clone())?;
+    let keys = load_keys(conn, &id)?.ok_or(unknown)?;
+    if !keys.accepts(secret) {
+        return Err(Error::Unauthorized(
+            "API_SECRET_KEY is not valid for this API_KEY_ID",
+        ));
+    }
+    Ok(Project {
+        keys: Arc::new(keys),
+    })
 }
 
 fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {

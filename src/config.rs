@@ -1,32 +1,48 @@
 //! Settings, read from the environment (and `.env`, loaded by `main`) or from command-line flags.
 //!
 //! Every setting has a safe default so that `cotterd` runs on a fresh machine with none set.
-//! [`DatabaseSettings`] are what every command needs; [`Settings`] adds what only the server
-//! uses, so that `cotterd projects list --bind-addr …` is refused rather than ignored.
+//! [`DatabaseSettings`] are what every command needs (flags before or after the command);
+//! [`Settings`] adds what only the server uses, so that `cotterd projects list --bind-addr …` is
+//! refused rather than ignored.
 
 use std::time::Duration;
 
 /// Where the embedded SQLite database lives when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/cotterd.db";
+/// How long SQLite waits on a locked database by default, in milliseconds.
+const DEFAULT_SQLITE_BUSY_TIMEOUT_MS: u32 = 5000;
 
 /// Where the data is: the settings of every command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatabaseSettings {
     /// Database to use: `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://PATH` (or a
     /// plain file path) for SQLite.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
+          hide_env_values = true)]
     pub database_url: String,
 
     /// How long SQLite waits on a locked database before giving up, in milliseconds.
-    #[arg(long, env = "SQLITE_BUSY_TIMEOUT_MS", default_value_t = 5000,
+    #[arg(long, global = true, env = "SQLITE_BUSY_TIMEOUT_MS",
+          default_value_t = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
           value_parser = clap::value_parser!(u32).range(0..=600_000))]
     pub sqlite_busy_timeout_ms: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            sqlite_busy_timeout_ms: DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+        }
+    }
 }
 
 /// The settings of the server: the database's and its own, in one typed struct.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Settings {
-    #[command(flatten)]
+    /// The database's settings: parsed as every command's (`main` puts them here), not as flags
+    /// of their own.
+    #[arg(skip)]
     pub database: DatabaseSettings,
 
     /// Address the HTTP server listens on.

@@ -3,9 +3,11 @@
 //! which is how the database stores them; both are read from client input by [`parse_uuid`]
 //! alone.
 //!
-//! A `ProjectId` cannot be made from client input outside this crate: handlers get one only
-//! from an authenticated caller (`auth::Caller`), the administration commands from a project
-//! row. Every project-scoped query (`scope`) takes one.
+//! `ProjectId` is defined in `auth`, the one module that makes them: from keys that passed a
+//! check. Every project-scoped query (`scope`) takes one, so no query can be scoped by an id a
+//! client merely named.
+
+pub use crate::auth::ProjectId;
 
 use std::fmt;
 
@@ -19,34 +21,6 @@ pub fn parse_uuid(raw: &str) -> Option<Uuid> {
         return None;
     }
     Uuid::try_parse(raw).ok()
-}
-
-/// A project's id: its `API_KEY_ID`, also the `issuer` column of its users and accounts. Made
-/// only by this crate: for a project being created, or from a project row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProjectId(String);
-
-impl ProjectId {
-    /// A new random id, for a project being created.
-    pub(crate) fn generate() -> Self {
-        ProjectId(Uuid::new_v4().to_string())
-    }
-
-    /// The id of a project row read from the database.
-    pub(crate) fn from_stored(id: String) -> Self {
-        ProjectId(id)
-    }
-
-    /// The canonical text, as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ProjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// A user's id.
@@ -110,8 +84,5 @@ mod tests {
     fn generated_ids_are_canonical() {
         let id = UserId::generate();
         assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
-        let project = ProjectId::generate();
-        let parsed = parse_uuid(project.as_str()).unwrap();
-        assert_eq!(parsed.to_string(), project.as_str());
     }
 }

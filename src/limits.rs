@@ -35,10 +35,8 @@ pub struct RateLimits {
     reads: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     writes: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     clock: DefaultClock,
-    /// `cotterd_rate_limited_total{budget="read"}` and `{budget="write"}`, both exported from
-    /// the start (at 0) so that a rate over them is defined before the first refusal.
-    refused_reads: prometheus::IntCounter,
-    refused_writes: prometheus::IntCounter,
+    /// `cotterd_rate_limited_total`, by budget.
+    refused: prometheus::IntCounterVec,
 }
 
 /// A limiter allowing `per_second` on average and bursts of `per_second * 2`; `None` when 0.
@@ -58,16 +56,15 @@ impl RateLimits {
             reads: limiter(settings.rate_limit_reads),
             writes: limiter(settings.rate_limit_writes),
             clock: DefaultClock::default(),
-            refused_reads: refused.with_label_values(&["read"]),
-            refused_writes: refused.with_label_values(&["write"]),
+            refused,
         }
     }
 
     /// Spends one unit of the project's budget, or says how long to wait (429).
     pub fn check(&self, project: &ProjectId, budget: Budget) -> Result<()> {
-        let (limiter, refused) = match budget {
-            Budget::Read => (&self.reads, &self.refused_reads),
-            Budget::Write => (&self.writes, &self.refused_writes),
+        let (limiter, label) = match budget {
+            Budget::Read => (&self.reads, "read"),
+            Budget::Write => (&self.writes, "write"),
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -75,7 +72,7 @@ impl RateLimits {
         match limiter.check_key(project) {
             Ok(()) => Ok(()),
             Err(not_until) => {
-                refused.inc();
+                self.refused.with_label_values(&[label]).inc();
                 let wait = not_until.wait_time_from(self.clock.now());
                 // Whole seconds, rounded up: what Retry-After can say.
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -98,9 +95,18 @@ impl RateLimits {
         self.len() == 0
     }
 
-    /// Requests refused so far (`cotterd_rate_limited_total`, both budgets).
+    /// Requests refused so far (`cotterd_rate_limited_total`, both budgets), read without
+    /// making a series of a budget that refused nothing yet.
     pub fn rejected(&self) -> u64 {
-        self.refused_reads.get() + self.refused_writes.get()
+        use prometheus::core::Collector;
+        let refused: f64 = self
+            .refused
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value())
+            .sum();
+        refused as u64
     }
 }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use actix_web::http::KeepAlive;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -17,13 +19,14 @@ use cotterd::{projects, time, AppState};
 #[command(
     name = "cotterd",
     version,
-    about = "A self-hostable identity API server compatible with Cotter's v0 User API",
-    // The server's flags belong to `cotterd` alone or to `cotterd serve`: a command's flags
-    // follow the command, and `cotterd --bind-addr X projects list` is refused.
-    args_conflicts_with_subcommands = true
+    about = "A self-hostable identity API server compatible with Cotter's v0 User API"
 )]
 struct Cli {
-    /// The server's settings, when no command is given (which serves).
+    /// Every command's: before or after the command.
+    #[command(flatten)]
+    database: DatabaseSettings,
+
+    /// The server's settings, when no command is given (which serves); with `serve`, after it.
     #[command(flatten)]
     settings: Settings,
 
@@ -36,7 +39,7 @@ enum Command {
     /// Serve the HTTP API (what runs when no command is given).
     Serve(Settings),
     /// Apply pending database migrations and exit (`serve` also does this at start-up).
-    Migrate(DatabaseSettings),
+    Migrate,
     /// Create, list and configure projects (issuers).
     #[command(subcommand)]
     Projects(ProjectsCommand),
@@ -49,8 +52,6 @@ enum Command {
 enum ProjectsCommand {
     /// Create a project; prints its API_KEY_ID and its first API_SECRET_KEY (shown once only).
     Create {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// A name for people (1 to 100 characters).
         #[arg(long)]
         name: String,
@@ -63,16 +64,12 @@ enum ProjectsCommand {
     },
     /// List every project.
     List {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Change a project's policy.
     Set {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -86,8 +83,6 @@ enum ProjectsCommand {
 enum SecretsCommand {
     /// Issue another secret for a project (to rotate: issue, move clients, revoke the old one).
     Create {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -97,8 +92,6 @@ enum SecretsCommand {
     },
     /// List a project's secrets by id and prefix (the secrets themselves are not stored).
     List {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -106,8 +99,6 @@ enum SecretsCommand {
     /// Revoke one secret, named by its prefix or its id. Servers stop accepting it within
     /// AUTH_CACHE_TTL_SECS.
     Revoke {
-        #[command(flatten)]
-        database: DatabaseSettings,
         /// The project's API_KEY_ID.
         #[arg(long)]
         project: Uuid,
@@ -129,13 +120,20 @@ fn main() -> ExitCode {
         }
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cli = Cli::parse();
+    let cli = parse();
+    let database = cli.database;
     let result = match cli.command {
-        None => serve(cli.settings),
-        Some(Command::Serve(settings)) => serve(settings),
-        Some(Command::Migrate(database)) => migrate(&database),
-        Some(Command::Projects(command)) => projects_command(command),
-        Some(Command::Secrets(command)) => secrets_command(command),
+        None => serve(Settings {
+            database,
+            ..cli.settings
+        }),
+        Some(Command::Serve(settings)) => serve(Settings {
+            database,
+            ..settings
+        }),
+        Some(Command::Migrate) => migrate(&database),
+        Some(Command::Projects(command)) => projects_command(&database, command),
+        Some(Command::Secrets(command)) => secrets_command(&database, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -144,6 +142,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with the server's flags refused before a command (`cotterd --bind-addr X
+/// projects list`): they belong to `cotterd` alone or follow `serve`.
+fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    if matches.subcommand_name().is_some() {
+        if let Some(flag) = server_flag_given(&matches) {
+            Cli::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--{flag} is a setting of the server: give it after `cotterd serve`, \
+                         or give no command"
+                    ),
+                )
+                .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The long name of a server flag given on the command line before the command, if any.
+fn server_flag_given(matches: &ArgMatches) -> Option<String> {
+    let server = Settings::augment_args(clap::Command::new("serve"));
+    let given = server
+        .get_arguments()
+        .find(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|arg| arg.get_long().unwrap_or(arg.get_id().as_str()).to_owned());
+    given
 }
 
 fn serve(settings: Settings) -> Result<(), String> {
@@ -214,24 +242,20 @@ fn with_conn(
     f(&mut conn).map_err(|e| e.to_string())
 }
 
-fn projects_command(command: ProjectsCommand) -> Result<(), String> {
+fn projects_command(database: &DatabaseSettings, command: ProjectsCommand) -> Result<(), String> {
     match command {
         ProjectsCommand::Create {
-            database,
             name,
             require_secret,
             json,
-        } => with_conn(&database, |conn| {
+        } => with_conn(database, |conn| {
             create_project(conn, &name, require_secret, json)
         }),
-        ProjectsCommand::List { database, json } => {
-            with_conn(&database, |conn| list_projects(conn, json))
-        }
+        ProjectsCommand::List { json } => with_conn(database, |conn| list_projects(conn, json)),
         ProjectsCommand::Set {
-            database,
             project,
             require_secret,
-        } => with_conn(&database, |conn| {
+        } => with_conn(database, |conn| {
             let project = projects::set_require_secret(conn, &project, require_secret)?;
             println!(
                 "Project {} now requires API_SECRET_KEY on {} (servers apply it within AUTH_CACHE_TTL_SECS).",
@@ -302,13 +326,9 @@ fn list_projects(conn: &mut DbConn, json: bool) -> cotterd::error::Result<()> {
     Ok(())
 }
 
-fn secrets_command(command: SecretsCommand) -> Result<(), String> {
+fn secrets_command(database: &DatabaseSettings, command: SecretsCommand) -> Result<(), String> {
     match command {
-        SecretsCommand::Create {
-            database,
-            project,
-            json,
-        } => with_conn(&database, |conn| {
+        SecretsCommand::Create { project, json } => with_conn(database, |conn| {
             let secret = projects::add_secret(conn, &project)?;
             if json {
                 println!(
@@ -326,7 +346,7 @@ fn secrets_command(command: SecretsCommand) -> Result<(), String> {
             }
             Ok(())
         }),
-        SecretsCommand::List { database, project } => with_conn(&database, |conn| {
+        SecretsCommand::List { project } => with_conn(database, |conn| {
             println!(
                 "{:<36}  {:<19}  {:<27}  REVOKED_AT",
                 "ID", "PREFIX", "CREATED_AT"
@@ -343,11 +363,10 @@ fn secrets_command(command: SecretsCommand) -> Result<(), String> {
             Ok(())
         }),
         SecretsCommand::Revoke {
-            database,
             project,
             secret_prefix,
             id,
-        } => with_conn(&database, |conn| {
+        } => with_conn(database, |conn| {
             let selector = secret_prefix.or(id).unwrap_or_default();
             let revoked = projects::revoke_secret(conn, &project, &selector)?;
             println!(

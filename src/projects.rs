@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::db::schema::{project_secrets, projects};
 use crate::db::DbConn;
 use crate::error::{Error, Result};
-use crate::ids::ProjectId;
 
 /// What every secret starts with, so that a leaked one is recognisable (secret scanners, logs).
 pub const SECRET_PREFIX: &str = "cotterd_sk_";
@@ -26,19 +25,11 @@ const MAX_NAME_CHARS: usize = 100;
 /// A project as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = projects)]
-pub struct Project {
+pub struct ProjectRecord {
     pub id: String,
     pub name: String,
     pub require_secret: bool,
     pub created_at: NaiveDateTime,
-}
-
-impl Project {
-    /// The id its users' queries are scoped by: a row read from (or written to) the database
-    /// names a project that exists.
-    pub fn key_id(&self) -> ProjectId {
-        ProjectId::from_stored(self.id.clone())
-    }
 }
 
 /// A secret as stored: its hash, never the secret itself.
@@ -125,9 +116,9 @@ pub fn create(
     conn: &mut DbConn,
     name: &str,
     require_secret: bool,
-) -> Result<(Project, IssuedSecret)> {
-    let project = Project {
-        id: ProjectId::generate().as_str().to_owned(),
+) -> Result<(ProjectRecord, IssuedSecret)> {
+    let project = ProjectRecord {
+        id: Uuid::new_v4().to_string(),
         name: validate_name(name)?,
         require_secret,
         created_at: crate::time::now(),
@@ -142,9 +133,9 @@ pub fn create(
 }
 
 /// Every project, oldest first.
-pub fn list(conn: &mut DbConn) -> Result<Vec<Project>> {
+pub fn list(conn: &mut DbConn) -> Result<Vec<ProjectRecord>> {
     Ok(projects::table
-        .select(Project::as_select())
+        .select(ProjectRecord::as_select())
         .order((projects::created_at.asc(), projects::id.asc()))
         .load(conn)?)
 }
@@ -158,20 +149,20 @@ pub fn any_exists(conn: &mut DbConn) -> Result<bool> {
 }
 
 /// One project by its `API_KEY_ID`.
-pub fn find(conn: &mut DbConn, id: &Uuid) -> Result<Option<Project>> {
+pub fn find(conn: &mut DbConn, id: &Uuid) -> Result<Option<ProjectRecord>> {
     Ok(projects::table
         .find(id.to_string())
-        .select(Project::as_select())
+        .select(ProjectRecord::as_select())
         .first(conn)
         .optional()?)
 }
 
-fn require_project(conn: &mut DbConn, id: &Uuid) -> Result<Project> {
+fn require_project(conn: &mut DbConn, id: &Uuid) -> Result<ProjectRecord> {
     find(conn, id)?.ok_or(Error::NotFound("no project has this API_KEY_ID"))
 }
 
 /// Sets whether every route of the project needs `API_SECRET_KEY` (not only the list).
-pub fn set_require_secret(conn: &mut DbConn, id: &Uuid, require: bool) -> Result<Project> {
+pub fn set_require_secret(conn: &mut DbConn, id: &Uuid, require: bool) -> Result<ProjectRecord> {
     let updated = diesel::update(projects::table.find(id.to_string()))
         .set(projects::require_secret.eq(require))
         .execute(conn)?;

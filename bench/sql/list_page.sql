@@ -1,3 +1,3 @@
 -- GET /api/v0/user/list?page=P: the server's deferred join (offset walked in the index only).
--- tests/bench_sql.rs checks that this is exactly the server's SQL.
+-- tests/it/bench_sql.rs checks that this is exactly the server's SQL.
 SELECT "page_rows"."id", "page_rows"."issuer", "page_rows"."identifier", "page_rows"."identifier_normalized", "page_rows"."enrolled", "page_rows"."default_method", "page_rows"."identifiers", "page_rows"."created_at", "page_rows"."updated_at", "page_rows"."deleted_at" FROM "users" AS "page_rows" WHERE ("page_rows"."id" = ANY(SELECT "users"."id" FROM "users" WHERE ("users"."issuer" = :issuer) ORDER BY "users"."created_at" DESC, "users"."id" DESC LIMIT :limit OFFSET :offset)) ORDER BY "page_rows"."created_at" DESC, "page_rows"."id" DESC;

@@ -1,5 +1,5 @@
 //! What the APIs' parts of the OpenAPI document share: the sets of error responses every keyed
-//! route, or every route with a body, can answer.
+//! route, or every route with a body, can answer ([`error_set!`]).
 
 use std::collections::BTreeMap;
 
@@ -23,3 +23,23 @@ pub fn error_responses<B: ToSchema>(statuses: &[(u16, &str)]) -> BTreeMap<String
         })
         .collect()
 }
+
+/// Declares a set of error responses as a type that `#[utoipa::path(responses(...))]` can
+/// name: `error_set!(/// doc, Name, BodyType, [(401, "description"), ...]);`.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident, $body:ty, [$(($status:expr, $description:expr)),* $(,)?]) => {
+        $(#[$doc])*
+        struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::Response>,
+            > {
+                $crate::api::doc::error_responses::<$body>(&[$(($status, $description)),*])
+            }
+        }
+    };
+}
+
+pub(crate) use error_set;

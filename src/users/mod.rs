@@ -39,9 +39,49 @@ pub struct User {
     pub deleted_at: Option<NaiveDateTime>,
 }
 
-/// Builds a new user of `project` created at `now`.
-pub fn new_user(project: &ProjectId, identifier: Identifier, now: NaiveDateTime) -> User {
-    User {
+/// A user about to be stored. Only [`new_user`] makes one, so its `issuer` is the project it
+/// was made for.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser {
+    id: String,
+    issuer: String,
+    identifier: String,
+    identifier_normalized: String,
+    enrolled: String,
+    default_method: Option<String>,
+    identifiers: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    deleted_at: Option<NaiveDateTime>,
+}
+
+impl NewUser {
+    /// The id it is stored under.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The row as it reads once stored.
+    fn into_user(self) -> User {
+        User {
+            id: self.id,
+            issuer: self.issuer,
+            identifier: self.identifier,
+            identifier_normalized: self.identifier_normalized,
+            enrolled: self.enrolled,
+            default_method: self.default_method,
+            identifiers: self.identifiers,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: self.deleted_at,
+        }
+    }
+}
+
+/// A new user of `project` created at `now`, not yet stored.
+pub fn new_user(project: &ProjectId, identifier: Identifier, now: NaiveDateTime) -> NewUser {
+    NewUser {
         id: UserId::generate().into_string(),
         issuer: project.as_str().to_owned(),
         identifier: identifier.given,
@@ -70,7 +110,7 @@ pub struct Profile {
 #[diesel(table_name = users)]
 pub struct NewProfileUser {
     #[diesel(embed)]
-    pub user: User,
+    pub user: NewUser,
     pub password_hash: String,
     pub phone_number: String,
     pub first_name: String,
@@ -86,13 +126,13 @@ fn taken(err: diesel::result::Error) -> Error {
     }
 }
 
-/// Stores a new user (`IdentifierTaken` when the identifier is taken).
-pub fn insert(conn: &mut DbConn, user: &User) -> Result<()> {
+/// Stores a new user (`IdentifierTaken` when the identifier is taken); the stored row.
+pub fn insert(conn: &mut DbConn, user: NewUser) -> Result<User> {
     diesel::insert_into(users::table)
-        .values(user)
+        .values(&user)
         .execute(conn)
         .map_err(taken)?;
-    Ok(())
+    Ok(user.into_user())
 }
 
 /// Stores a new user with a profile (`IdentifierTaken` when the identifier is taken).

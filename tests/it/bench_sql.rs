@@ -62,7 +62,7 @@ fn pgbench_scripts_issue_the_servers_sql() {
     users::find_by_identifier(conn.conn(), &project, &id).unwrap();
     users::insert(
         conn.conn(),
-        &users::new_user(&project, id, cotterd::time::now()),
+        users::new_user(&project, id, cotterd::time::now()),
     )
     .unwrap();
     users::list_page(conn.conn(), &project, 2000).unwrap();

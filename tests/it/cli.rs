@@ -466,8 +466,8 @@ async fn logs_carry_no_secrets(backend: Backend) {
 }
 
 /// The server's own settings belong to `cotterd` alone or to `cotterd serve`: an
-/// administration command refuses them as flags rather than ignoring them, and its own flags
-/// follow it. In the environment they are shared configuration, and ignored by the commands.
+/// administration command refuses them as flags rather than ignoring them. In the environment
+/// they are shared configuration, and ignored by the commands. The database's go anywhere.
 async fn serve_settings_belong_to_serve(backend: Backend) {
     let db = TestDb::new(backend);
     let nil = "00000000-0000-0000-0000-000000000000";
@@ -486,7 +486,7 @@ async fn serve_settings_belong_to_serve(backend: Backend) {
         ),
         (
             &["--bind-addr", "127.0.0.1:1", "projects", "list"],
-            "cannot be used with '--bind-addr",
+            "--bind-addr is a setting of the server",
         ),
     ] {
         let out = cotterd(&db, args);
@@ -501,6 +501,14 @@ async fn serve_settings_belong_to_serve(backend: Backend) {
         .output()
         .expect("run cotterd");
     assert!(stdout(&with_env).contains("No projects"));
+    // The database's flags go before or after any command.
+    let before = Command::new(env!("CARGO_BIN_EXE_cotterd"))
+        .args(["--database-url", &db.url, "projects", "list"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cotterd");
+    assert!(stdout(&before).contains("No projects"));
     let help = stdout(&cotterd(&db, &["serve", "--help"]));
     assert!(
         help.contains("--bind-addr") && help.contains("--database-url"),

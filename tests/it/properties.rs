@@ -202,9 +202,10 @@ fn insert_population(app: &TestApp, projects: &[Keys; 2], planned: &[Planned]) -
                 .map(|(i, &(mine, second, micros))| {
                     let issuer = &ids[usize::from(!mine)];
                     let identifier = Identifier::parse(&format!("user{i}@example.com"))?;
-                    let user = users::new_user(issuer, identifier, at(second, micros));
-                    users::insert(conn, &user)?;
-                    Ok(user)
+                    users::insert(
+                        conn,
+                        users::new_user(issuer, identifier, at(second, micros)),
+                    )
                 })
                 .collect()
         })

@@ -53,7 +53,9 @@ async fn an_account_cannot_name_another_projects_user(backend: Backend) {
 }
 
 /// A database made before accounts were tied to their user's project: the upgrade keeps its
-/// accounts, and from then on refuses a mismatched one and removes a user's accounts with it.
+/// accounts, and from then on refuses a mismatched one and removes a user's accounts with it;
+/// the down migration removes the key again, and the upgrade refuses (whole) a database that
+/// holds a mismatched account.
 async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
     let db = TestDb::new(backend);
     let settings = test_settings(&db);
@@ -98,6 +100,32 @@ async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
         insert_account(&mut conn, "acct-3", "u-b", "p-b").unwrap(),
         1
     );
+
+    // Down: the key goes, the accounts stay, and a mismatched account can be written again...
+    match &mut conn {
+        DbConn::Pg(c) => c.revert_last_migration(PG_MIGRATIONS).map(drop),
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).map(drop),
+    }
+    .expect("the down migration");
+    assert_eq!(
+        accounts::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        insert_account(&mut conn, "acct-x", "u-a", "p-b").unwrap(),
+        1
+    );
+    // ...which the upgrade then refuses, whole: nothing of it stays applied.
+    assert!(cotterd::db::run_migrations(&mut conn).is_err());
+    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 1);
+    conn.batch_execute("DELETE FROM accounts WHERE id = 'acct-x'")
+        .unwrap();
+    assert_eq!(cotterd::db::run_migrations(&mut conn).unwrap(), 1);
+    assert!(insert_account(&mut conn, "acct-y", "u-a", "p-b").is_err());
+
     conn.batch_execute("DELETE FROM users WHERE id = 'u-a'")
         .unwrap();
     let left: i64 = diesel::select(diesel::dsl::sql::<BigInt>(

@@ -55,8 +55,7 @@ fn insert_user_at(
     let project = app.project_id(keys);
     let user = users::new_user(&project, Identifier::parse(identifier).unwrap(), at);
     let mut conn = app.state.pool.get().unwrap();
-    users::insert(conn.conn(), &user).unwrap();
-    user
+    users::insert(conn.conn(), user).unwrap()
 }
 
 async fn create_returns_a_cotter_user(backend: Backend) {
@@ -647,7 +646,7 @@ async fn unknown_keys_are_forgotten_quickly(backend: Backend) {
     );
     {
         use diesel::RunQueryDsl;
-        let project = cotterd::projects::Project {
+        let project = cotterd::projects::ProjectRecord {
             id: unknown.clone(),
             name: "late".into(),
             require_secret: false,

@@ -5,13 +5,10 @@
 
 mod users;
 
-use std::collections::BTreeMap;
-
 use actix_web::http::Method;
-use utoipa::openapi::{RefOr, Response};
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::OpenApi;
 
-use crate::api::doc::error_responses;
+use crate::api::doc::error_set;
 use crate::api::route::Endpoint;
 use crate::auth::{Credentials, Policy};
 use crate::error::{CotterError, CotterErrorBody};
@@ -64,31 +61,27 @@ impl Policy for ServerRead {
     type Error = CotterError;
 }
 
-/// Errors every keyed v0 route can answer (document only).
-struct V0KeyErrors;
+error_set!(
+    /// Errors every keyed v0 route can answer (document only).
+    V0KeyErrors,
+    CotterErrorBody,
+    [
+        (401, "Missing or invalid keys."),
+        (429, "The project's budget is spent; see Retry-After."),
+        (503, "The database is busy; see Retry-After."),
+    ]
+);
 
-impl IntoResponses for V0KeyErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_responses::<CotterErrorBody>(&[
-            (401, "Missing or invalid keys."),
-            (429, "The project's budget is spent; see Retry-After."),
-            (503, "The database is busy; see Retry-After."),
-        ])
-    }
-}
-
-/// Errors every v0 route with a body can answer, besides its own (document only).
-struct V0BodyErrors;
-
-impl IntoResponses for V0BodyErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_responses::<CotterErrorBody>(&[
-            (408, "The body came too slowly."),
-            (413, "The body is larger than MAX_BODY_BYTES."),
-            (415, "The body is not application/json."),
-        ])
-    }
-}
+error_set!(
+    /// Errors every v0 route with a body can answer, besides its own (document only).
+    V0BodyErrors,
+    CotterErrorBody,
+    [
+        (408, "The body came too slowly."),
+        (413, "The body is larger than MAX_BODY_BYTES."),
+        (415, "The body is not application/json."),
+    ]
+);
 
 /// The v0 operations of the OpenAPI document.
 #[derive(OpenApi)]

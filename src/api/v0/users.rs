@@ -52,11 +52,7 @@ pub(crate) async fn create_user(
     let body: CreateUser = read_json(&req, payload).await?;
     let identifier = Identifier::parse(&body.identifier)?;
     let user = users::new_user(caller.id(), identifier, time::now());
-    let user = db::run(&state.pool, move |conn| {
-        users::insert(conn, &user)?;
-        Ok(user)
-    })
-    .await?;
+    let user = db::run(&state.pool, move |conn| users::insert(conn, user)).await?;
     Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
 }
 

@@ -9,14 +9,11 @@ mod accounts;
 mod users;
 pub mod validate;
 
-use std::collections::BTreeMap;
-
 use actix_web::http::Method;
 use actix_web::HttpResponse;
-use utoipa::openapi::{RefOr, Response};
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::OpenApi;
 
-use crate::api::doc::error_responses;
+use crate::api::doc::error_set;
 use crate::api::route::Endpoint;
 use crate::auth::{Credentials, Policy};
 use crate::error::{V2Error, V2ErrorBody};
@@ -58,40 +55,27 @@ impl Policy for ServerWrite {
     type Error = V2Error;
 }
 
-/// Errors every v2 route can answer (document only).
-struct V2KeyErrors;
+error_set!(
+    /// Errors every v2 route can answer (document only).
+    V2KeyErrors,
+    V2ErrorBody,
+    [
+        (401, "UNAUTHORIZED: missing or invalid keys."),
+        (429, "RATE_LIMITED: the project's budget is spent; see Retry-After."),
+        (503, "SERVICE_UNAVAILABLE: busy; see Retry-After."),
+    ]
+);
 
-impl IntoResponses for V2KeyErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_responses::<V2ErrorBody>(&[
-            (401, "UNAUTHORIZED: missing or invalid keys."),
-            (
-                429,
-                "RATE_LIMITED: the project's budget is spent; see Retry-After.",
-            ),
-            (503, "SERVICE_UNAVAILABLE: busy; see Retry-After."),
-        ])
-    }
-}
-
-/// Errors every v2 route with a body can answer, besides its own (document only).
-struct V2BodyErrors;
-
-impl IntoResponses for V2BodyErrors {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_responses::<V2ErrorBody>(&[
-            (408, "REQUEST_TIMEOUT: the body came too slowly."),
-            (
-                413,
-                "BODY_TOO_LARGE: the body is larger than MAX_BODY_BYTES.",
-            ),
-            (
-                415,
-                "UNSUPPORTED_MEDIA_TYPE: the body is not application/json.",
-            ),
-        ])
-    }
-}
+error_set!(
+    /// Errors every v2 route with a body can answer, besides its own (document only).
+    V2BodyErrors,
+    V2ErrorBody,
+    [
+        (408, "REQUEST_TIMEOUT: the body came too slowly."),
+        (413, "BODY_TOO_LARGE: the body is larger than MAX_BODY_BYTES."),
+        (415, "UNSUPPORTED_MEDIA_TYPE: the body is not application/json."),
+    ]
+);
 
 /// The v2 operations of the OpenAPI document.
 #[derive(OpenApi)]

@@ -71,7 +71,7 @@ pub(crate) async fn create_user(
         first_name: new.first_name,
         last_name: new.last_name,
     };
-    let id = row.user.id.clone();
+    let id = row.user.id().to_owned();
     db::run(&state.pool, move |conn| {
         users::insert_with_profile(conn, &row)
     })

@@ -168,7 +168,7 @@ impl Drop for TestDb {
     }
 }
 
-/// Settings for tests: a small pool, no rate limits (tests/ops.rs tests them), and the defaults
+/// Settings for tests: a small pool, no rate limits (`ops` tests them), and the defaults
 /// otherwise.
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = Settings::with_database(&db.url);
@@ -212,14 +212,13 @@ impl TestApp {
         }
     }
 
-    /// The id a project's queries are scoped by, read from its row.
+    /// The id a project's queries are scoped by, for its keys (checked as a server checks them).
     pub fn project_id(&self, keys: &Keys) -> cotterd::ids::ProjectId {
         let mut conn = self.state.pool.get().expect("connection");
-        let id = uuid::Uuid::parse_str(&keys.id).expect("a key id");
-        projects::find(conn.conn(), &id)
-            .expect("read the project")
-            .expect("the project exists")
-            .key_id()
+        cotterd::auth::verify_keys(conn.conn(), &keys.id, &keys.secret)
+            .expect("the project's keys")
+            .id()
+            .clone()
     }
 }
 

@@ -77,21 +77,21 @@ impl TestApp {
 
     /// How many users the database holds for `issuer`.
     pub fn count_users(&self, issuer: &str) -> i64 {
-        let mut conn = self.state.pool.get().expect("connection");
-        users::table
-            .filter(users::issuer.eq(issuer))
-            .count()
-            .get_result(conn.conn())
-            .expect("count users")
+        self.count_users_of(Some(issuer))
     }
 
     /// How many users the database holds in all.
     pub fn count_all_users(&self) -> i64 {
+        self.count_users_of(None)
+    }
+
+    fn count_users_of(&self, issuer: Option<&str>) -> i64 {
         let mut conn = self.state.pool.get().expect("connection");
-        users::table
-            .count()
-            .get_result(conn.conn())
-            .expect("count users")
+        let mut query = users::table.into_boxed();
+        if let Some(issuer) = issuer {
+            query = query.filter(users::issuer.eq(issuer));
+        }
+        query.count().get_result(conn.conn()).expect("count users")
     }
 
     /// How many accounts the database holds in all.

@@ -2,7 +2,9 @@
 //! credentials, in process and against the real binary, whose answers and debug log must hold
 //! no secret; and the key comparison itself.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::test::init_service;
@@ -519,8 +521,97 @@ async fn secrets_match_only_live_hashes(backend: Backend) {
     }
 }
 
+/// Keys are checked before the body is read, on every keyed route: a request without valid
+/// keys whose body never arrives is answered 401 in its API's shape at once, not 408 when the
+/// body timeout runs out (5 s here; the bound asserted is that, with room to spare).
+async fn keys_are_checked_before_the_body_arrives(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let (server, _log) = start_server(
+        &app.db,
+        &[("BODY_TIMEOUT_MS", "5000"), ("RUST_LOG", "warn")],
+    );
+    let mut answered = Vec::new();
+    for keyed in &KEYED_ROUTES {
+        let path = keyed
+            .template
+            .replace("{client_user_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
+        let unknown = format!("API_KEY_ID: {}\r\n", uuid::Uuid::new_v4());
+        let wrong_secret = format!(
+            "API_KEY_ID: {}\r\nAPI_SECRET_KEY: cotterd_sk_nope\r\n",
+            keys.id
+        );
+        // None; a key no project has (its lookup goes to the database); a wrong secret.
+        for credentials in ["", unknown.as_str(), wrong_secret.as_str()] {
+            let started = Instant::now();
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            // A body larger than MAX_BODY_BYTES is announced, ten bytes of it arrive, and then
+            // nothing: reading it would answer 413 or, after the body timeout, 408.
+            let head = format!(
+                "{} {path} HTTP/1.1\r\nHost: localhost\r\n{credentials}\
+                 Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"login\": ",
+                keyed.method
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let (head, body) = read_response(&mut stream);
+            let took = started.elapsed();
+            let what = format!("{} {path} with {credentials:?}", keyed.method);
+            assert!(head.starts_with("HTTP/1.1 401"), "{what}: {head:?}");
+            assert!(
+                took < Duration::from_secs(3),
+                "{what}: answered after {took:?}, as if it had waited for the body"
+            );
+            let reply = Reply {
+                status: StatusCode::UNAUTHORIZED,
+                headers: Default::default(),
+                body,
+            };
+            assert_eq!(shape_problem(&path, &reply), None, "{what}");
+            answered.push(took);
+        }
+    }
+    assert_eq!(answered.len(), 3 * KEYED_ROUTES.len());
+}
+
+/// A response's head, and its body of the `Content-Length` the head gives, read off `stream`
+/// without waiting for the server to close it.
+fn read_response(stream: &mut TcpStream) -> (String, String) {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let complete = |bytes: &[u8]| {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(str::to_owned)
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let body = bytes.get(end + 4..end + 4 + length)?;
+        Some((head, String::from_utf8_lossy(body).into_owned()))
+    };
+    loop {
+        if let Some(response) = complete(&bytes) {
+            return response;
+        }
+        let read = stream.read(&mut buffer).unwrap_or(0);
+        if read == 0 {
+            return (String::from_utf8_lossy(&bytes).into_owned(), String::new());
+        }
+        bytes.extend_from_slice(&buffer[..read]);
+    }
+}
+
 both_backends!(
     credentials_matrix,
     credentials_never_leak_from_the_process,
     secrets_match_only_live_hashes,
+    keys_are_checked_before_the_body_arrives,
 );
