@@ -25,8 +25,9 @@ pub struct Account {
 }
 
 /// Opens an account for the project's user, checking the user and its KYC reference in the same
-/// transaction as the insert: `UserNotFound` when the project has no such user, `KycRequired`
-/// when it has no `kyc_id` yet (nothing is written then).
+/// transaction as the insert: `UserNotFound` when the project has no such user (or it is
+/// deleted), `UserDisabled` when it is disabled, `KycRequired` when it has no `kyc_id` yet
+/// (nothing is written then).
 ///
 /// The transaction starts with a write that changes nothing on the user's row: on PostgreSQL it
 /// locks the row, on SQLite it takes the write lock at once (a read-then-write transaction could
@@ -46,7 +47,12 @@ pub fn open(
         if matched == 0 {
             return Err(Error::UserNotFound);
         }
-        let kyc_id: Option<String> = user.select(users::kyc_id).first(conn)?;
+        let (kyc_id, disabled_at): (Option<String>, Option<NaiveDateTime>) = user
+            .select((users::kyc_id, users::disabled_at))
+            .first(conn)?;
+        if disabled_at.is_some() {
+            return Err(Error::UserDisabled);
+        }
         if kyc_id.is_none() {
             return Err(Error::KycRequired);
         }

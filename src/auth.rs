@@ -90,12 +90,15 @@ struct ProjectKeys {
     id: ProjectId,
     require_secret: bool,
     secret_hashes: Vec<[u8; 32]>,
+    /// The printed prefix of each secret, in the order of `secret_hashes`.
+    secret_prefixes: Vec<Arc<str>>,
 }
 
 impl ProjectKeys {
-    /// Whether `secret` is one of the project's live secrets (constant time).
-    fn accepts(&self, secret: &str) -> bool {
-        projects::secret_matches(secret, &self.secret_hashes)
+    /// The prefix of the live secret `secret` is, if it is one (compared in constant time).
+    fn accepts(&self, secret: &str) -> Option<Arc<str>> {
+        let index = projects::matching_secret(secret, &self.secret_hashes)?;
+        self.secret_prefixes.get(index).cloned()
     }
 }
 
@@ -103,12 +106,23 @@ impl ProjectKeys {
 #[derive(Debug, Clone)]
 pub struct Project {
     keys: Arc<ProjectKeys>,
+    /// The printed prefix of the secret the caller sent, when it sent one.
+    secret: Option<Arc<str>>,
 }
 
 impl Project {
     /// The project's id: what its queries are scoped by.
     pub fn id(&self) -> &ProjectId {
         &self.keys.id
+    }
+
+    /// Who made the call, as the audit trail names it: `secret:<prefix>` for a caller that sent
+    /// a secret (never the secret itself), `key` for one that sent only the key id.
+    pub fn actor(&self) -> String {
+        match &self.secret {
+            Some(prefix) => format!("secret:{prefix}"),
+            None => "key".to_owned(),
+        }
     }
 }
 
@@ -248,11 +262,15 @@ fn load_keys(conn: &mut DbConn, id: &Uuid) -> Result<Option<ProjectKeys>> {
     let Some(project) = projects::find(conn, id)? else {
         return Ok(None);
     };
-    let secret_hashes = projects::live_secret_hashes(conn, id)?;
+    let (secret_hashes, secret_prefixes) = projects::live_secrets(conn, id)?
+        .into_iter()
+        .map(|(hash, prefix)| (hash, Arc::from(prefix)))
+        .unzip();
     Ok(Some(ProjectKeys {
         id: ProjectId(project.id),
         require_secret: project.require_secret,
         secret_hashes,
+        secret_prefixes,
     }))
 }
 
@@ -263,13 +281,14 @@ pub fn verify_keys(conn: &mut DbConn, key_id: &str, secret: &str) -> Result<Proj
     let unknown = Error::Unauthorized("API_KEY_ID is not a valid API key id");
     let id = ids::parse_uuid(key_id).ok_or(unknown.clone())?;
     let keys = load_keys(conn, &id)?.ok_or(unknown)?;
-    if !keys.accepts(secret) {
+    let Some(prefix) = keys.accepts(secret) else {
         return Err(Error::Unauthorized(
             "API_SECRET_KEY is not valid for this API_KEY_ID",
         ));
-    }
+    };
     Ok(Project {
         keys: Arc::new(keys),
+        secret: Some(prefix),
     })
 }
 
@@ -300,14 +319,16 @@ async fn authenticate(
     // An empty header is what a client with no secret configured sends: not a secret.
     let sent = header(req, SECRET_HEADER).filter(|s| !s.is_empty());
     let needs_secret = credentials == Credentials::KeyAndSecret || keys.require_secret;
+    let mut secret_prefix = None;
     if needs_secret || sent.is_some() {
         let secret = sent.ok_or(Error::Unauthorized("API_SECRET_KEY header is missing"))?;
-        if !keys.accepts(secret) {
-            return Err(Error::Unauthorized(
-                "API_SECRET_KEY is not valid for this API_KEY_ID",
-            ));
-        }
+        secret_prefix = Some(keys.accepts(secret).ok_or(Error::Unauthorized(
+            "API_SECRET_KEY is not valid for this API_KEY_ID",
+        ))?);
     }
     state.limits.check(&keys.id, budget)?;
-    Ok(Project { keys })
+    Ok(Project {
+        keys,
+        secret: secret_prefix,
+    })
 }

@@ -132,6 +132,24 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_writes: u32,
 
+    /// Admin API calls (`/admin/v1/…`) a project may make per second on average, with bursts
+    /// of twice that: a budget of their own, so a dashboard cannot starve the project's clients.
+    /// 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_ADMIN", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub rate_limit_admin: u32,
+
+    /// Days a soft-deleted user is kept (restorable) before the server purges it for good
+    /// (0: never). Several instances may run the purge at once.
+    #[arg(long, env = "DELETED_USER_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub deleted_user_retention_days: u32,
+
+    /// Hours the first answer to a create sent with an `Idempotency-Key` is kept and replayed.
+    #[arg(long, env = "IDEMPOTENCY_TTL_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub idempotency_ttl_hours: u32,
+
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

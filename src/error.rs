@@ -6,9 +6,10 @@
 //!   what happened — `IdentifierTaken`, `UserNotFound`, `Unavailable` — and its status, never
 //!   how a client sees it.
 //! - Each API answers in its own envelope, one type per shape: [`CotterError`] (Cotter's
-//!   `{"msg", "type": ""}`: the v0 API, the probes, metrics and unknown paths) and [`V2Error`]
-//!   (Cradl's `{"error_codes": [...], "msg"}`). Handlers return `Result<_, CotterError>` or
-//!   `Result<_, V2Error>`, and `?` wraps the `Error`; the envelope maps each domain error to its
+//!   `{"msg", "type": ""}`: the v0 API, the probes, metrics and unknown paths), [`V2Error`]
+//!   (Cradl's `{"error_codes": [...], "msg"}`) and [`AdminError`] (RFC 9457 problem details
+//!   with a `code`, under `/admin`). Handlers return `Result<_, CotterError>`,
+//!   `Result<_, V2Error>` or `Result<_, AdminError>`, and `?` wraps the `Error`; the envelope maps each domain error to its
 //!   API's words (`IdentifierTaken` is `user already exist` in v0, `EMAIL_TAKEN` in v2).
 //! - [`Envelope`] is the choice itself, for the answers no handler writes (unknown paths, 405,
 //!   431): [`Envelope::for_path`] is the one place that says which API a path belongs to, and
@@ -52,6 +53,18 @@ pub enum Error {
     /// 409: the user has no KYC reference, which opening an account needs.
     #[error("the user needs a kyc_id before an account can be opened")]
     KycRequired,
+    /// 409: the user is disabled (admin API), which refuses accounts and credential checks.
+    #[error("the user is disabled")]
+    UserDisabled,
+    /// 409: the user is deleted; it must be restored before this change.
+    #[error("the user is deleted; restore it first")]
+    UserDeleted,
+    /// 422: an `Idempotency-Key` already used for another method, path or body.
+    #[error("this Idempotency-Key was used with another method, path or body")]
+    IdempotencyKeyReused,
+    /// 409: the first request with this `Idempotency-Key` is still running; retry shortly.
+    #[error("a request with this Idempotency-Key is still running; retry shortly")]
+    IdempotencyKeyInUse,
     /// 404: no such route, project or secret.
     #[error("{0}")]
     NotFound(&'static str),
@@ -93,6 +106,14 @@ fn join_messages(problems: &[Problem]) -> String {
 }
 
 impl Error {
+    /// A 400 naming one problem with its stable code.
+    pub fn problem(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Problems(vec![Problem {
+            code,
+            message: message.into(),
+        }])
+    }
+
     /// The HTTP status this error is answered with, whatever the API.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -101,9 +122,13 @@ impl Error {
             Error::NotFound(_) | Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::IdentifierTaken | Error::KycRequired | Error::Conflict(_) => {
-                StatusCode::CONFLICT
-            }
+            Error::IdentifierTaken
+            | Error::KycRequired
+            | Error::UserDisabled
+            | Error::UserDeleted
+            | Error::IdempotencyKeyInUse
+            | Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -116,7 +141,7 @@ impl Error {
     /// The `Retry-After` seconds this error asks for, if any.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Error::Unavailable => Some(RETRY_AFTER_SECS),
+            Error::Unavailable | Error::IdempotencyKeyInUse => Some(RETRY_AFTER_SECS),
             Error::RateLimited(secs) => Some(*secs),
             _ => None,
         }
@@ -146,6 +171,10 @@ impl Error {
             Error::IdentifierTaken => "EMAIL_TAKEN",
             Error::UserNotFound => "USER_NOT_FOUND",
             Error::KycRequired => "KYC_REQUIRED",
+            Error::UserDisabled => "USER_DISABLED",
+            Error::UserDeleted => "USER_DELETED",
+            Error::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Error::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::Unauthorized(_) => "UNAUTHORIZED",
@@ -166,6 +195,23 @@ impl Error {
         match self {
             Error::IdentifierTaken => "this email is already used in this project".to_owned(),
             other => other.to_string(),
+        }
+    }
+
+    /// The one stable code the admin API answers this error with (README lists them).
+    fn admin_code(&self) -> &'static str {
+        match self {
+            Error::Problems(problems) => match problems.split_first() {
+                Some((first, rest)) if rest.iter().all(|p| p.code == first.code) => first.code,
+                _ => "INVALID_REQUEST",
+            },
+            Error::Invalid(_) => "INVALID_REQUEST",
+            Error::IdentifierTaken => "IDENTIFIER_TAKEN",
+            other => other
+                .v2_codes()
+                .first()
+                .copied()
+                .unwrap_or("INTERNAL_ERROR"),
         }
     }
 
@@ -209,6 +255,27 @@ pub struct V2ErrorBody {
     pub msg: String,
 }
 
+/// The admin API's error body: an RFC 9457 problem (`application/problem+json`) with a stable
+/// `code` (README lists them).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody {
+    /// Always `about:blank`: the status and `code` say what happened.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The status's reason phrase (`Not Found`).
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// What went wrong, for programs: UPPER_SNAKE, stable.
+    pub code: &'static str,
+}
+
+/// The media type of [`ProblemBody`].
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// The wire shape an error is answered in: one per API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Envelope {
@@ -216,6 +283,8 @@ pub enum Envelope {
     Cotter,
     /// Cradl's `{"error_codes": [...], "msg"}`: everything under `/v2`.
     V2,
+    /// RFC 9457 problem details: everything under `/admin`.
+    Admin,
 }
 
 impl Envelope {
@@ -224,6 +293,8 @@ impl Envelope {
     pub fn for_path(path: &str) -> Self {
         if path == "/v2" || path.starts_with("/v2/") {
             Envelope::V2
+        } else if path == "/admin" || path.starts_with("/admin/") {
+            Envelope::Admin
         } else {
             Envelope::Cotter
         }
@@ -234,6 +305,7 @@ impl Envelope {
         match self {
             Envelope::Cotter => CotterError(err).into(),
             Envelope::V2 => V2Error(err).into(),
+            Envelope::Admin => AdminError(err).into(),
         }
     }
 
@@ -256,6 +328,19 @@ impl Envelope {
                 error_codes: err.v2_codes(),
                 msg: err.v2_message(),
             }),
+            Envelope::Admin => {
+                let status = err.status();
+                response.content_type(PROBLEM_JSON).body(
+                    serde_json::to_string(&ProblemBody {
+                        kind: "about:blank",
+                        title: status.canonical_reason().unwrap_or("Error"),
+                        status: status.as_u16(),
+                        detail: err.to_string(),
+                        code: err.admin_code(),
+                    })
+                    .unwrap_or_default(),
+                )
+            }
         }
     }
 }
@@ -265,6 +350,9 @@ pub struct CotterError(pub Error);
 
 /// An error answered in Cradl's v2 shape.
 pub struct V2Error(pub Error);
+
+/// An error answered as an RFC 9457 problem (the admin API).
+pub struct AdminError(pub Error);
 
 /// The conversions `?` needs and the `ResponseError` of an envelope type.
 macro_rules! envelope_type {
@@ -315,6 +403,7 @@ macro_rules! envelope_type {
 
 envelope_type!(CotterError, Envelope::Cotter);
 envelope_type!(V2Error, Envelope::V2);
+envelope_type!(AdminError, Envelope::Admin);
 
 impl From<DieselError> for Error {
     fn from(err: DieselError) -> Self {
@@ -401,6 +490,26 @@ mod tests {
         );
     }
 
+    #[actix_web::test]
+    async fn the_admin_api_answers_problem_details() {
+        let response = Envelope::Admin.respond(&Error::IdentifierTaken);
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
+        assert_eq!(
+            body(response).await,
+            r#"{"type":"about:blank","title":"Conflict","status":409,"detail":"the identifier is taken in this project","code":"IDENTIFIER_TAKEN"}"#
+        );
+        let one = Error::Problems(vec![Problem {
+            code: "CURSOR_MISMATCH",
+            message: "x".into(),
+        }]);
+        assert!(body(Envelope::Admin.respond(&one))
+            .await
+            .contains(r#""code":"CURSOR_MISMATCH""#));
+    }
+
     #[test]
     fn retry_after_and_allow_are_set_from_the_error() {
         let busy = Envelope::Cotter.respond(&Error::Unavailable);
@@ -418,5 +527,7 @@ mod tests {
         assert_eq!(Envelope::for_path("/v2x"), Envelope::Cotter);
         assert_eq!(Envelope::for_path("/api/v0/user"), Envelope::Cotter);
         assert_eq!(Envelope::for_path("/"), Envelope::Cotter);
+        assert_eq!(Envelope::for_path("/admin/v1/users"), Envelope::Admin);
+        assert_eq!(Envelope::for_path("/administrator"), Envelope::Cotter);
     }
 }

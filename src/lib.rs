@@ -5,11 +5,14 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
+pub mod janitor;
 pub mod limits;
 pub mod metrics;
 pub mod passwords;

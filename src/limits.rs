@@ -1,5 +1,5 @@
-//! Per-project rate limits (the MIT `governor` crate's GCRA), with separate budgets for writes
-//! and reads, so that one project's burst of sign-ups cannot starve its own (or anyone's) reads.
+//! Per-project rate limits (the MIT `governor` crate's GCRA), with separate budgets for writes,
+//! reads and the admin API, so that one project's burst of sign-ups cannot starve its own (or anyone's) reads.
 //!
 //! Limits are keyed by the authenticated project, never by address: a spoofed
 //! `X-Forwarded-For` changes nothing, and unknown keys never reach a limiter, so the limiters
@@ -27,6 +27,8 @@ pub enum Budget {
     Read,
     /// Writes: creating users, setting a KYC reference, opening accounts.
     Write,
+    /// The admin API, reads and writes alike.
+    Admin,
 }
 
 /// The two budgets of every project.
@@ -34,6 +36,7 @@ pub enum Budget {
 pub struct RateLimits {
     reads: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     writes: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
+    admin: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     clock: DefaultClock,
     /// `cotterd_rate_limited_total`, by budget.
     refused: prometheus::IntCounterVec,
@@ -49,12 +52,14 @@ fn limiter(per_second: u32) -> Option<Arc<DefaultKeyedRateLimiter<ProjectId>>> {
 }
 
 impl RateLimits {
-    /// Limits sized by `RATE_LIMIT_READS` and `RATE_LIMIT_WRITES` (per second per project),
+    /// Limits sized by `RATE_LIMIT_READS`, `RATE_LIMIT_WRITES` and `RATE_LIMIT_ADMIN` (per
+    /// second per project),
     /// counting refusals in `refused` (labelled by budget).
     pub fn new(settings: &Settings, refused: prometheus::IntCounterVec) -> Self {
         RateLimits {
             reads: limiter(settings.rate_limit_reads),
             writes: limiter(settings.rate_limit_writes),
+            admin: limiter(settings.rate_limit_admin),
             clock: DefaultClock::default(),
             refused,
         }
@@ -65,6 +70,7 @@ impl RateLimits {
         let (limiter, label) = match budget {
             Budget::Read => (&self.reads, "read"),
             Budget::Write => (&self.writes, "write"),
+            Budget::Admin => (&self.admin, "admin"),
         };
         let Some(limiter) = limiter else {
             return Ok(());
@@ -81,9 +87,9 @@ impl RateLimits {
         }
     }
 
-    /// Entries the limiters hold (at most two per project that made requests).
+    /// Entries the limiters hold (at most three per project that made requests).
     pub fn len(&self) -> usize {
-        [&self.reads, &self.writes]
+        [&self.reads, &self.writes, &self.admin]
             .into_iter()
             .flatten()
             .map(|limiter| limiter.len())

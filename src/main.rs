@@ -11,6 +11,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use serde_json::json;
 use uuid::Uuid;
 
+use cotterd::audit::Context;
 use cotterd::config::{DatabaseSettings, Settings};
 use cotterd::db::{self, DbConn};
 use cotterd::{projects, time, AppState};
@@ -203,6 +204,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     }
     log::info!("listening on http://{bind_addr}");
     actix_web::rt::System::new().block_on(async move {
+        cotterd::janitor::spawn(state.clone());
         // SIGTERM stops the server gracefully (SIGINT at once): it stops accepting, lets requests in
         // flight finish (at most SHUTDOWN_TIMEOUT_SECS), then the pool is dropped and the
         // process exits 0.
@@ -256,7 +258,8 @@ fn projects_command(database: &DatabaseSettings, command: ProjectsCommand) -> Re
             project,
             require_secret,
         } => with_conn(database, |conn| {
-            let project = projects::set_require_secret(conn, &project, require_secret)?;
+            let project =
+                projects::set_require_secret(conn, &project, require_secret, &Context::cli())?;
             println!(
                 "Project {} now requires API_SECRET_KEY on {} (servers apply it within AUTH_CACHE_TTL_SECS).",
                 project.id,
@@ -273,7 +276,7 @@ fn create_project(
     require_secret: bool,
     json: bool,
 ) -> cotterd::error::Result<()> {
-    let (project, secret) = projects::create(conn, name, require_secret)?;
+    let (project, secret) = projects::create(conn, name, require_secret, &Context::cli())?;
     if json {
         // Exactly the documented line, spaced as in the docs.
         println!(
@@ -329,7 +332,7 @@ fn list_projects(conn: &mut DbConn, json: bool) -> cotterd::error::Result<()> {
 fn secrets_command(database: &DatabaseSettings, command: SecretsCommand) -> Result<(), String> {
     match command {
         SecretsCommand::Create { project, json } => with_conn(database, |conn| {
-            let secret = projects::add_secret(conn, &project)?;
+            let secret = projects::add_secret(conn, &project, &Context::cli())?;
             if json {
                 println!(
                     "{}",
@@ -368,7 +371,7 @@ fn secrets_command(database: &DatabaseSettings, command: SecretsCommand) -> Resu
             id,
         } => with_conn(database, |conn| {
             let selector = secret_prefix.or(id).unwrap_or_default();
-            let revoked = projects::revoke_secret(conn, &project, &selector)?;
+            let revoked = projects::revoke_secret(conn, &project, &selector, &Context::cli())?;
             println!(
                 "Secret {} ({}) revoked; servers stop accepting it within AUTH_CACHE_TTL_SECS.",
                 revoked.id, revoked.prefix

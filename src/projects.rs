@@ -2,15 +2,18 @@
 //!
 //! A project's `API_KEY_ID` is a UUID and also the `issuer` of its users. Its secrets are random
 //! 256-bit values with a recognisable prefix; only their SHA-256 is stored, so a secret is shown
-//! once, when it is issued, and never again.
+//! once, when it is issued, and never again. Every change is recorded in the audit trail in its
+//! own transaction (`audit`), the secret named by its printed prefix.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use serde_json::json;
+
+use crate::audit::{self, Context};
 use crate::db::schema::{project_secrets, projects};
 use crate::db::DbConn;
 use crate::error::{Error, Result};
@@ -60,12 +63,22 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 /// Whether `presented` is one of `hashes`, in time that does not depend on where (or whether)
 /// it matches.
 pub fn secret_matches(presented: &str, hashes: &[[u8; 32]]) -> bool {
+    matching_secret(presented, hashes).is_some()
+}
+
+/// Which of `hashes` is the hash of `presented`, if any, in time that does not depend on where
+/// (or whether) it matches: every hash is compared, and the index is chosen without a branch.
+pub fn matching_secret(presented: &str, hashes: &[[u8; 32]]) -> Option<usize> {
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
     let candidate = hash_secret(presented);
     let mut found = subtle::Choice::from(0);
-    for hash in hashes {
-        found |= hash.ct_eq(&candidate);
+    let mut index = 0u64;
+    for (i, hash) in hashes.iter().enumerate() {
+        let equal = hash.ct_eq(&candidate);
+        index = u64::conditional_select(&index, &(i as u64), equal);
+        found |= equal;
     }
-    found.into()
+    bool::from(found).then_some(index as usize)
 }
 
 fn generate_secret() -> (String, String) {
@@ -111,11 +124,12 @@ fn insert_secret(conn: &mut DbConn, project_id: &str) -> Result<IssuedSecret> {
     })
 }
 
-/// Creates a project and its first secret in one transaction.
+/// Creates a project and its first secret in one transaction, with their audit events.
 pub fn create(
     conn: &mut DbConn,
     name: &str,
     require_secret: bool,
+    context: &Context,
 ) -> Result<(ProjectRecord, IssuedSecret)> {
     let project = ProjectRecord {
         id: Uuid::new_v4().to_string(),
@@ -128,6 +142,22 @@ pub fn create(
             .values(&project)
             .execute(conn)?;
         let secret = insert_secret(conn, &project.id)?;
+        let id = Uuid::parse_str(&project.id)
+            .map_err(|e| Error::Internal(format!("a new project's id is not a UUID: {e}")))?;
+        audit::record_project(
+            conn,
+            &id,
+            context,
+            "project.create",
+            json!({"require_secret": require_secret}),
+        )?;
+        audit::record_project(
+            conn,
+            &id,
+            context,
+            "secret.create",
+            json!({"secret_prefix": secret.prefix}),
+        )?;
         Ok((project, secret))
     })
 }
@@ -162,22 +192,44 @@ fn require_project(conn: &mut DbConn, id: &Uuid) -> Result<ProjectRecord> {
 }
 
 /// Sets whether every route of the project needs `API_SECRET_KEY` (not only the list).
-pub fn set_require_secret(conn: &mut DbConn, id: &Uuid, require: bool) -> Result<ProjectRecord> {
-    let updated = diesel::update(projects::table.find(id.to_string()))
-        .set(projects::require_secret.eq(require))
-        .execute(conn)?;
-    if updated == 0 {
-        return Err(Error::NotFound("no project has this API_KEY_ID"));
-    }
-    require_project(conn, id)
+pub fn set_require_secret(
+    conn: &mut DbConn,
+    id: &Uuid,
+    require: bool,
+    context: &Context,
+) -> Result<ProjectRecord> {
+    conn.transaction(|conn| {
+        let updated = diesel::update(projects::table.find(id.to_string()))
+            .set(projects::require_secret.eq(require))
+            .execute(conn)?;
+        if updated == 0 {
+            return Err(Error::NotFound("no project has this API_KEY_ID"));
+        }
+        audit::record_project(
+            conn,
+            id,
+            context,
+            "project.update",
+            json!({"require_secret": require}),
+        )?;
+        require_project(conn, id)
+    })
 }
 
 /// Issues one more secret for a project, so that clients can move to it before the old one is
 /// revoked.
-pub fn add_secret(conn: &mut DbConn, project_id: &Uuid) -> Result<IssuedSecret> {
+pub fn add_secret(conn: &mut DbConn, project_id: &Uuid, context: &Context) -> Result<IssuedSecret> {
     conn.transaction(|conn| {
         let project = require_project(conn, project_id)?;
-        insert_secret(conn, &project.id)
+        let secret = insert_secret(conn, &project.id)?;
+        audit::record_project(
+            conn,
+            project_id,
+            context,
+            "secret.create",
+            json!({"secret_prefix": secret.prefix}),
+        )?;
+        Ok(secret)
     })
 }
 
@@ -191,22 +243,36 @@ pub fn list_secrets(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<SecretRe
         .load(conn)?)
 }
 
-/// The hashes of the project's live secrets, for the key cache.
+/// The hashes of the project's live secrets.
 pub fn live_secret_hashes(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<[u8; 32]>> {
-    let hashes: Vec<Vec<u8>> = project_secrets::table
+    Ok(live_secrets(conn, project_id)?
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .collect())
+}
+
+/// The hashes of the project's live secrets with their printed prefixes, for the key cache (the
+/// prefix names the secret a call was made with, in the audit trail).
+pub fn live_secrets(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<([u8; 32], String)>> {
+    let rows: Vec<(Vec<u8>, String)> = project_secrets::table
         .filter(project_secrets::project_id.eq(project_id.to_string()))
         .filter(project_secrets::revoked_at.is_null())
-        .select(project_secrets::secret_hash)
+        .select((project_secrets::secret_hash, project_secrets::prefix))
         .load(conn)?;
-    Ok(hashes
+    Ok(rows
         .into_iter()
-        .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+        .filter_map(|(h, prefix)| Some((<[u8; 32]>::try_from(h.as_slice()).ok()?, prefix)))
         .collect())
 }
 
 /// Revokes the live secret named by its id or its printed prefix (`cotterd_sk_1a2b3c4d`).
 /// The prefix must name exactly one live secret of the project.
-pub fn revoke_secret(conn: &mut DbConn, project_id: &Uuid, selector: &str) -> Result<SecretRecord> {
+pub fn revoke_secret(
+    conn: &mut DbConn,
+    project_id: &Uuid,
+    selector: &str,
+    context: &Context,
+) -> Result<SecretRecord> {
     let selector = selector.trim();
     if selector.len() < SECRET_PREFIX.len() + 4 && crate::ids::parse_uuid(selector).is_none() {
         return Err(Error::Invalid(format!(
@@ -237,6 +303,13 @@ pub fn revoke_secret(conn: &mut DbConn, project_id: &Uuid, selector: &str) -> Re
         diesel::update(project_secrets::table.find(&target.id))
             .set(project_secrets::revoked_at.eq(Some(now)))
             .execute(conn)?;
+        audit::record_project(
+            conn,
+            project_id,
+            context,
+            "secret.revoke",
+            json!({"secret_prefix": target.prefix}),
+        )?;
         Ok(SecretRecord {
             revoked_at: Some(now),
             ..target
@@ -266,6 +339,9 @@ mod tests {
         assert!(secret_matches("two", &hashes));
         assert!(!secret_matches("three", &hashes));
         assert!(!secret_matches("one", &[]));
+        assert_eq!(matching_secret("one", &hashes), Some(0));
+        assert_eq!(matching_secret("two", &hashes), Some(1));
+        assert_eq!(matching_secret("three", &hashes), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Every query of users or accounts starts from [`users_of`] or [`accounts_of`]: a project's
 //! rows and no other's. They take a [`ProjectId`], which a handler can only get from an
 //! authenticated caller, so a query cannot be scoped by a string a client sent. A new filter
-//! that every query must apply (soft delete, say) is added here, once.
+//! that every query must apply is added here, once: [`users_of`] leaves out soft-deleted users,
+//! which only the admin API reaches ([`every_user_of`]).
 //!
 //! Inserts are scoped by the row they write: `users::new_user` and `accounts::open` put the
 //! caller's `ProjectId` in `issuer`, and the database ties an account's `(user_id, issuer)` to
@@ -12,14 +13,38 @@
 use diesel::dsl;
 use diesel::prelude::*;
 
-use crate::db::schema::{accounts, users};
+use crate::db::schema::{accounts, audit_events, idempotency_keys, users};
 use crate::ids::ProjectId;
 
-/// The project's users.
+/// The project's users that are not deleted: all the v0 and v2 APIs see. A soft-deleted user
+/// is answered like one that never existed.
 #[dsl::auto_type]
 pub fn users_of<'a>(project: &'a ProjectId) -> _ {
     let issuer: &'a str = project.as_str();
+    users::table
+        .filter(users::issuer.eq(issuer))
+        .filter(users::deleted_at.is_null())
+}
+
+/// Every user of the project, soft-deleted ones included: what the admin API sees.
+#[dsl::auto_type]
+pub fn every_user_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
     users::table.filter(users::issuer.eq(issuer))
+}
+
+/// The project's audit events.
+#[dsl::auto_type]
+pub fn audit_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    audit_events::table.filter(audit_events::issuer.eq(issuer))
+}
+
+/// The project's stored idempotent answers.
+#[dsl::auto_type]
+pub fn idempotency_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    idempotency_keys::table.filter(idempotency_keys::issuer.eq(issuer))
 }
 
 /// The project's accounts.

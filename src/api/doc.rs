@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::ToSchema;
 
-/// Responses of `statuses` (status, description), each with the error body `B` as JSON: what
-/// an `IntoResponses` of error statuses returns.
-pub fn error_responses<B: ToSchema>(statuses: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+/// Responses of `statuses` (status, description), each with the error body `B` as
+/// `content_type`: what an `IntoResponses` of error statuses returns.
+pub fn error_responses<B: ToSchema>(
+    content_type: &str,
+    statuses: &[(u16, &str)],
+) -> BTreeMap<String, RefOr<Response>> {
     statuses
         .iter()
         .map(|(status, description)| {
@@ -17,7 +20,7 @@ pub fn error_responses<B: ToSchema>(statuses: &[(u16, &str)]) -> BTreeMap<String
                 .build();
             let response = ResponseBuilder::new()
                 .description(*description)
-                .content("application/json", content)
+                .content(content_type, content)
                 .build();
             (status.to_string(), RefOr::T(response))
         })
@@ -25,9 +28,14 @@ pub fn error_responses<B: ToSchema>(statuses: &[(u16, &str)]) -> BTreeMap<String
 }
 
 /// Declares a set of error responses as a type that `#[utoipa::path(responses(...))]` can
-/// name: `error_set!(/// doc, Name, BodyType, [(401, "description"), ...]);`.
+/// name: `error_set!(/// doc, Name, BodyType, [(401, "description"), ...]);`, the body sent as
+/// `application/json` unless a media type follows the body type.
 macro_rules! error_set {
     ($(#[$doc:meta])* $name:ident, $body:ty, [$(($status:expr, $description:expr)),* $(,)?]) => {
+        error_set!($(#[$doc])* $name, $body, "application/json", [$(($status, $description)),*]);
+    };
+    ($(#[$doc:meta])* $name:ident, $body:ty, $content_type:expr,
+     [$(($status:expr, $description:expr)),* $(,)?]) => {
         $(#[$doc])*
         struct $name;
 
@@ -36,7 +44,10 @@ macro_rules! error_set {
                 String,
                 utoipa::openapi::RefOr<utoipa::openapi::Response>,
             > {
-                $crate::api::doc::error_responses::<$body>(&[$(($status, $description)),*])
+                $crate::api::doc::error_responses::<$body>(
+                    $content_type,
+                    &[$(($status, $description)),*],
+                )
             }
         }
     };

@@ -3,7 +3,9 @@
 //! the route table's entry and the 404/405 answers (`route`), reading bodies and query strings
 //! (`request`), input rules stated in the document (`rules`) and document helpers (`doc`).
 
+pub mod admin;
 pub mod doc;
+pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod request;
@@ -24,6 +26,7 @@ pub fn routes() -> Vec<Endpoint> {
         openapi::endpoints(),
         v0::endpoints(),
         v2::endpoints(),
+        admin::endpoints(),
     ]
     .into_iter()
     .flatten()

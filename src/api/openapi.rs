@@ -11,7 +11,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::api::route::Endpoint;
-use crate::api::{ops, v0, v2};
+use crate::api::{admin, ops, v0, v2};
 
 /// The document itself.
 pub fn endpoints() -> Vec<Endpoint> {
@@ -47,13 +47,14 @@ impl Modify for SecuritySchemes {
 #[openapi(
     info(
         title = "cotterd",
-        description = "Cotter's v0 User API and Cradl's v2 Users API, self-hosted."
+        description = "Cotter's v0 User API and Cradl's v2 Users API, self-hosted, with an admin API."
     ),
     paths(openapi_json),
     modifiers(&SecuritySchemes),
     tags(
         (name = "v0", description = "Cotter's v0 User API"),
         (name = "v2", description = "Cradl's v2 Users API"),
+        (name = "admin", description = "The admin API for operators' dashboards"),
         (name = "operations", description = "Probes, metrics and this document")
     )
 )]
@@ -64,6 +65,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(v0::Doc::openapi());
     doc.merge(v2::Doc::openapi());
+    doc.merge(admin::Doc::openapi());
     doc.merge(ops::Doc::openapi());
     doc
 }

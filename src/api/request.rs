@@ -31,6 +31,12 @@ pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 /// arriving within `BODY_TIMEOUT_MS`, an object rather than an array standing in for one.
 /// Handlers call it after the key check.
 pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T> {
+    parse_object(&read_body(req, payload).await?)
+}
+
+/// Reads a JSON request body's bytes (see [`read_json`]) without parsing them: for the
+/// creates, whose raw body is part of their `Idempotency-Key` fingerprint.
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes> {
     if !is_json(req) {
         return Err(Error::UnsupportedMediaType);
     }
@@ -40,12 +46,11 @@ pub async fn read_json<T: DeserializeOwned>(req: &HttpRequest, payload: web::Pay
         .settings;
     let limit = usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX);
     let timeout = std::time::Duration::from_millis(settings.body_timeout_ms);
-    let body = actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit))
+    actix_web::rt::time::timeout(timeout, payload.to_bytes_limited(limit))
         .await
         .map_err(|_| Error::RequestTimeout)?
         .map_err(|_| Error::PayloadTooLarge(limit))?
-        .map_err(|_| Error::Invalid("could not read the request body".into()))?;
-    parse_object(&body)
+        .map_err(|_| Error::Invalid("could not read the request body".into()))
 }
 
 /// Reads the query string into `T`; errors in the API's error shape. Handlers call it after the

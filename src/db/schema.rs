@@ -37,6 +37,7 @@ diesel::table! {
         first_name -> Nullable<Text>,
         last_name -> Nullable<Text>,
         kyc_id -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -50,7 +51,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        issuer -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        user_id -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (issuer, key) {
+        issuer -> Text,
+        key -> Text,
+        fingerprint -> Binary,
+        started_at -> Timestamp,
+        status -> Nullable<Integer>,
+        content_type -> Nullable<Text>,
+        body -> Nullable<Binary>,
+        resource_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(project_secrets -> projects (project_id));
 diesel::joinable!(users -> projects (issuer));
 diesel::joinable!(accounts -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(projects, project_secrets, users, accounts);
+diesel::allow_tables_to_appear_in_same_query!(
+    projects,
+    project_secrets,
+    users,
+    accounts,
+    audit_events,
+    idempotency_keys
+);

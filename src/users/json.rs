@@ -116,6 +116,7 @@ mod tests {
             created_at: time::now(),
             updated_at: time::now(),
             deleted_at: None,
+            disabled_at: None,
         };
         assert!(UserJson::try_from(user.clone()).is_ok());
         for enrolled in ["", "{", "[1]", "null", "\"PIN\""] {

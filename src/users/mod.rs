@@ -1,6 +1,8 @@
-//! Users: the stored row, the queries (each starting from `scope::users_of`), identifier rules
-//! (`identifier`) and Cotter's User object (`json`).
+//! Users: the stored row, the queries of the v0 and v2 APIs (each starting from
+//! `scope::users_of`, which leaves deleted users out), identifier rules (`identifier`), Cotter's
+//! User object (`json`) and the admin API's queries and changes (`admin`).
 
+pub mod admin;
 mod identifier;
 mod json;
 
@@ -37,6 +39,8 @@ pub struct User {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// When the admin API disabled the user (it then may not open accounts).
+    pub disabled_at: Option<NaiveDateTime>,
 }
 
 /// A user about to be stored. Only [`new_user`] makes one, so its `issuer` is the project it
@@ -54,6 +58,7 @@ pub struct NewUser {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     deleted_at: Option<NaiveDateTime>,
+    disabled_at: Option<NaiveDateTime>,
 }
 
 impl NewUser {
@@ -75,6 +80,7 @@ impl NewUser {
             created_at: self.created_at,
             updated_at: self.updated_at,
             deleted_at: self.deleted_at,
+            disabled_at: self.disabled_at,
         }
     }
 }
@@ -92,6 +98,7 @@ pub fn new_user(project: &ProjectId, identifier: Identifier, now: NaiveDateTime)
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        disabled_at: None,
     }
 }
 
@@ -232,6 +239,7 @@ pub fn list_page(conn: &mut DbConn, project: &ProjectId, page: i64) -> Result<Ve
             users::created_at,
             users::updated_at,
             users::deleted_at,
+            users::disabled_at,
         )))
         .load(conn)?)
 }

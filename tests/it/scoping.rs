@@ -82,7 +82,11 @@ async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
     ))
     .expect("rows of the earlier schema");
 
-    assert_eq!(cotterd::db::run_migrations(&mut conn).unwrap(), 1);
+    match &mut conn {
+        DbConn::Pg(c) => c.run_next_migration(PG_MIGRATIONS).map(drop),
+        DbConn::Sqlite(c) => c.run_next_migration(SQLITE_MIGRATIONS).map(drop),
+    }
+    .expect("the migration that adds the key");
     let kept: Vec<(String, String, String)> = accounts::table
         .select((accounts::id, accounts::user_id, accounts::issuer))
         .order(accounts::id)
@@ -120,10 +124,14 @@ async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
     );
     // ...which the upgrade then refuses, whole: nothing of it stays applied.
     assert!(cotterd::db::run_migrations(&mut conn).is_err());
-    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 1);
+    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 2);
     conn.batch_execute("DELETE FROM accounts WHERE id = 'acct-x'")
         .unwrap();
-    assert_eq!(cotterd::db::run_migrations(&mut conn).unwrap(), 1);
+    match &mut conn {
+        DbConn::Pg(c) => c.run_next_migration(PG_MIGRATIONS).map(drop),
+        DbConn::Sqlite(c) => c.run_next_migration(SQLITE_MIGRATIONS).map(drop),
+    }
+    .expect("the migration that adds the key");
     assert!(insert_account(&mut conn, "acct-y", "u-a", "p-b").is_err());
 
     conn.batch_execute("DELETE FROM users WHERE id = 'u-a'")
@@ -145,9 +153,34 @@ fn base_queries_filter_by_project() {
     let users =
         diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::users_of(&project)).to_string();
     assert!(
-        users.contains(r#"WHERE ("users"."issuer" = $1)"#) && users.contains(&keys.id),
+        users.contains(r#"WHERE (("users"."issuer" = $1) AND ("users"."deleted_at" IS NULL))"#)
+            && users.contains(&keys.id),
         "{users}"
     );
+    let every =
+        diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::every_user_of(&project))
+            .to_string();
+    assert!(
+        every.contains(r#"WHERE ("users"."issuer" = $1)"#) && every.contains(&keys.id),
+        "{every}"
+    );
+    for (name, query) in [
+        (
+            "audit",
+            diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::audit_of(&project))
+                .to_string(),
+        ),
+        (
+            "idempotency",
+            diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::idempotency_of(&project))
+                .to_string(),
+        ),
+    ] {
+        assert!(
+            query.contains(r#"."issuer" = $1)"#) && query.contains(&keys.id),
+            "{name}: {query}"
+        );
+    }
     let accounts = diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::accounts_of(&project))
         .to_string();
     assert!(

@@ -1,5 +1,6 @@
 //! Cotter's v0 User API through the real app, on SQLite and on PostgreSQL.
 
+use cotterd::audit::Context;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -562,7 +563,7 @@ async fn revoked_secrets_stop_working_and_rotation_overlaps(backend: Backend) {
     let project_id = uuid::Uuid::parse_str(&keys.id).unwrap();
     let second = {
         let mut conn = app.state.pool.get().unwrap();
-        cotterd::projects::add_secret(conn.conn(), &project_id).unwrap()
+        cotterd::projects::add_secret(conn.conn(), &project_id, &Context::cli()).unwrap()
     };
     let second_keys = Keys {
         id: keys.id.clone(),
@@ -580,7 +581,8 @@ async fn revoked_secrets_stop_working_and_rotation_overlaps(backend: Backend) {
     let old_prefix = &keys.secret[..cotterd::projects::SECRET_PREFIX.len() + 8];
     {
         let mut conn = app.state.pool.get().unwrap();
-        cotterd::projects::revoke_secret(conn.conn(), &project_id, old_prefix).unwrap();
+        cotterd::projects::revoke_secret(conn.conn(), &project_id, old_prefix, &Context::cli())
+            .unwrap();
     }
     send(&svc, list_req(&keys, "0"))
         .await
@@ -610,7 +612,8 @@ async fn cached_keys_expire_within_the_ttl(backend: Backend) {
     let project_id = uuid::Uuid::parse_str(&keys.id).unwrap();
     {
         let mut conn = app.state.pool.get().unwrap();
-        cotterd::projects::revoke_secret(conn.conn(), &project_id, &keys.secret).unwrap();
+        cotterd::projects::revoke_secret(conn.conn(), &project_id, &keys.secret, &Context::cli())
+            .unwrap();
     }
     let revoked_at = Instant::now();
     loop {

@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{AppRead, AppWrite, ServerRead, V0BodyErrors, V0KeyErrors};
-use crate::api::request::{read_json, read_query};
+use crate::api::idempotency;
+use crate::api::request::{parse_object, read_body, read_query};
 use crate::api::rules;
 use crate::auth::Caller;
 use crate::error::{CotterError, CotterErrorBody, Error};
@@ -25,13 +26,15 @@ pub struct CreateUser {
 /// `POST /api/v0/user/create`: creates a user of the caller's project.
 ///
 /// 200 with the new User; 409 `user already exist` when the identifier (after normalisation) is
-/// taken in this project; 400 for an invalid identifier or body.
+/// taken in this project; 400 for an invalid identifier or body. An `Idempotency-Key` makes a
+/// retry safe (`api::idempotency`).
 #[utoipa::path(
     post,
     path = "/api/v0/user/create",
     operation_id = "v0_create_user",
     tag = "v0",
     request_body = CreateUser,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The new user", body = UserJson, links(
@@ -39,7 +42,8 @@ pub struct CreateUser {
             ("GetUserByIdentifier" = (operation_id = "v0_get_user_by_identifier", parameters(("identifier" = "$response.body#/identifier")))),
         )),
         (status = 400, description = "Invalid identifier or body", body = CotterErrorBody),
-        (status = 409, description = "`user already exist`", body = CotterErrorBody),
+        (status = 409, description = "`user already exist`, or the first request with this Idempotency-Key still runs (see Retry-After)", body = CotterErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = CotterErrorBody),
         V0KeyErrors, V0BodyErrors,
     )
 )]
@@ -49,11 +53,16 @@ pub(crate) async fn create_user(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse> {
-    let body: CreateUser = read_json(&req, payload).await?;
-    let identifier = Identifier::parse(&body.identifier)?;
-    let user = users::new_user(caller.id(), identifier, time::now());
-    let user = db::run(&state.pool, move |conn| users::insert(conn, user)).await?;
-    Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
+    let body = read_body(&req, payload).await?;
+    let project = caller.into_project();
+    idempotency::once(&req, &state, &project, &body, async {
+        let body: CreateUser = parse_object(&body)?;
+        let identifier = Identifier::parse(&body.identifier)?;
+        let user = users::new_user(project.id(), identifier, time::now());
+        let user = db::run(&state.pool, move |conn| users::insert(conn, user)).await?;
+        Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
+    })
+    .await
 }
 
 /// Query of `GET /api/v0/user`. Missing is read as `None`, for a clearer 400 than serde's.

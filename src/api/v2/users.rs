@@ -4,10 +4,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use super::validate::{object, parse_new_user, parse_patch, NewUserBody, PatchUserBody};
+use super::validate::{
+    object, parse_body, parse_new_user, parse_patch, NewUserBody, PatchUserBody,
+};
 use super::{ServerRead, ServerWrite, V2BodyErrors, V2KeyErrors, V2Result};
 use crate::accounts;
-use crate::auth::Caller;
+use crate::api::idempotency;
+use crate::api::request::read_body;
+use crate::auth::{Caller, Project};
 use crate::error::{Error, V2ErrorBody};
 use crate::ids::UserId;
 use crate::users::{self, NewProfileUser};
@@ -33,6 +37,7 @@ pub(crate) struct Written {
     operation_id = "v2_create_user",
     tag = "v2",
     request_body = NewUserBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "Created", body = Written, links(
@@ -40,7 +45,8 @@ pub(crate) struct Written {
             ("PatchUser" = (operation_id = "v2_patch_user", parameters(("user_id" = "$response.body#/id")))),
         )),
         (status = 400, description = "Every validation problem", body = V2ErrorBody),
-        (status = 409, description = "EMAIL_TAKEN", body = V2ErrorBody),
+        (status = 409, description = "EMAIL_TAKEN, or IDEMPOTENCY_KEY_IN_USE (see Retry-After)", body = V2ErrorBody),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = V2ErrorBody),
         V2KeyErrors, V2BodyErrors,
     )
 )]
@@ -50,8 +56,18 @@ pub(crate) async fn create_user(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> V2Result {
-    let new = parse_new_user(object(&req, payload).await?)?;
+    let body = read_body(&req, payload).await?;
     let project = caller.into_project();
+    // The key's fingerprint leaves the password out: a fast hash of it must not be stored.
+    let fingerprinted = idempotency::without_password(&body);
+    let work = create(&state, &project, &body);
+    idempotency::once(&req, &state, &project, &fingerprinted, work).await
+}
+
+/// The create itself, once its keys and body are in.
+async fn create(state: &AppState, project: &Project, body: &[u8]) -> V2Result {
+    let new = parse_new_user(parse_body(body)?)?;
+    let project = project.clone();
 
     // A taken email is answered before the deliberately slow hash; the unique index still
     // decides between concurrent creates.

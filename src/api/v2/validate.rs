@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest};
 use serde_json::{Map, Value};
 
 use crate::accounts::ACCOUNT_TYPES;
-use crate::api::request::{read_json, StrictJson};
+use crate::api::request::{parse_object, read_json, StrictJson};
 use crate::api::rules::{
     self, valid_email, valid_phone, MAX_KYC_ID_CHARS, MAX_NAME_CHARS, MAX_PASSWORD_CHARS,
     MIN_PASSWORD_CHARS,
@@ -105,7 +105,16 @@ impl Problems {
 /// Reads the body, which must be a JSON object (`read_json` refuses anything else), with
 /// duplicate keys refused at every depth.
 pub async fn object(req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, Error> {
-    match read_json::<StrictJson>(req, payload).await? {
+    as_object(read_json::<StrictJson>(req, payload).await?)
+}
+
+/// Parses a body already read (`request::read_body`) as [`object`] does.
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, Error> {
+    as_object(parse_object::<StrictJson>(body)?)
+}
+
+fn as_object(json: StrictJson) -> Result<Map<String, Value>, Error> {
+    match json {
         StrictJson(Value::Object(map)) => Ok(map),
         _ => Err(Error::Invalid("request body must be a JSON object".into())),
     }

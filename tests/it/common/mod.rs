@@ -16,6 +16,7 @@ pub mod req;
 pub mod rows;
 pub mod server;
 
+use cotterd::audit::Context;
 use std::sync::OnceLock;
 
 use actix_http::Request;
@@ -205,7 +206,8 @@ impl TestApp {
     pub fn project_with_policy(&self, name: &str, require_secret: bool) -> Keys {
         let mut conn = self.state.pool.get().expect("connection");
         let (project, secret) =
-            projects::create(conn.conn(), name, require_secret).expect("create project");
+            projects::create(conn.conn(), name, require_secret, &Context::cli())
+                .expect("create project");
         Keys {
             id: project.id,
             secret: secret.secret,

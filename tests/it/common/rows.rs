@@ -26,6 +26,7 @@ pub struct UserRow {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub kyc_id: Option<String>,
+    pub disabled_at: Option<NaiveDateTime>,
 }
 
 /// An account row, every column.

@@ -2,6 +2,7 @@
 //! credentials, in process and against the real binary, whose answers and debug log must hold
 //! no secret; and the key comparison itself.
 
+use cotterd::audit::Context;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -73,8 +74,9 @@ impl Matrix {
             let project = uuid::Uuid::parse_str(&keys.id).unwrap();
             let revoked = {
                 let mut conn = app.state.pool.get().unwrap();
-                let extra = projects::add_secret(conn.conn(), &project).unwrap();
-                projects::revoke_secret(conn.conn(), &project, &extra.prefix).unwrap();
+                let extra = projects::add_secret(conn.conn(), &project, &Context::cli()).unwrap();
+                projects::revoke_secret(conn.conn(), &project, &extra.prefix, &Context::cli())
+                    .unwrap();
                 extra.secret
             };
             let v0_identifier = format!("reach.{name}@example.com");
@@ -486,12 +488,17 @@ async fn secrets_match_only_live_hashes(backend: Backend) {
     let project = uuid::Uuid::parse_str(&keys.id).unwrap();
     let mut conn = app.state.pool.get().unwrap();
     let mut live = vec![keys.secret.clone()];
-    live.extend((0..4).map(|_| projects::add_secret(conn.conn(), &project).unwrap().secret));
+    live.extend((0..4).map(|_| {
+        projects::add_secret(conn.conn(), &project, &Context::cli())
+            .unwrap()
+            .secret
+    }));
     let revoked = live.remove(2);
     projects::revoke_secret(
         conn.conn(),
         &project,
         &revoked[..projects::SECRET_PREFIX.len() + 8],
+        &Context::cli(),
     )
     .unwrap();
     let hashes = projects::live_secret_hashes(conn.conn(), &project).unwrap();

@@ -1,0 +1,122 @@
+//! The admin API (`/admin/v1`), for operators' dashboards: find, page, count, create, delete,
+//! restore, purge, disable and enable users; the audit trail; sign-up statistics.
+//!
+//! Every route needs both keys, whatever the project's policy, and spends the admin budget
+//! (`RATE_LIMIT_ADMIN`). Errors are RFC 9457 problem details with a stable `code`
+//! (`error::AdminError`). Every change is recorded in the audit trail in its own transaction.
+
+mod audit;
+pub mod cursor;
+mod query;
+mod users;
+
+use actix_web::http::Method;
+use actix_web::HttpMessage;
+use actix_web::HttpRequest;
+use utoipa::OpenApi;
+
+use crate::api::doc::error_set;
+use crate::api::route::Endpoint;
+use crate::auth::{Credentials, Policy, Project};
+use crate::error::{AdminError, ProblemBody, PROBLEM_JSON};
+use crate::limits::Budget;
+use crate::request_id::RequestId;
+
+/// The admin routes. Fixed paths come before the templates that would also match them.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/admin/v1/users", |r| r.to(users::list_users)),
+        Endpoint::new(Method::POST, "/admin/v1/users", |r| {
+            r.to(users::create_user)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/users/count", |r| {
+            r.to(users::count_users)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/users/{user_id}", |r| {
+            r.to(users::get_user)
+        }),
+        Endpoint::new(Method::DELETE, "/admin/v1/users/{user_id}", |r| {
+            r.to(users::delete_user)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/users/{user_id}/restore", |r| {
+            r.to(users::restore_user)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/users/{user_id}/disable", |r| {
+            r.to(users::disable_user)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/users/{user_id}/enable", |r| {
+            r.to(users::enable_user)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/audit", |r| r.to(audit::list_events)),
+        Endpoint::new(Method::GET, "/admin/v1/stats/signups", |r| {
+            r.to(audit::signups)
+        }),
+    ]
+}
+
+/// Operators: both keys, whatever the project's policy; the admin budget.
+pub struct Operator;
+
+impl Policy for Operator {
+    const CREDENTIALS: Credentials = Credentials::KeyAndSecret;
+    const BUDGET: Budget = Budget::Admin;
+    type Error = AdminError;
+}
+
+/// Who makes a change and in which request, for the audit trail.
+fn context(project: &Project, req: &HttpRequest) -> crate::audit::Context {
+    crate::audit::Context {
+        actor: project.actor(),
+        request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+    }
+}
+
+error_set!(
+    /// Errors every admin route can answer (document only).
+    AdminKeyErrors,
+    ProblemBody,
+    PROBLEM_JSON,
+    [
+        (400, "INVALID_REQUEST, INVALID_PARAMETER, …: a parameter breaks a rule."),
+        (401, "UNAUTHORIZED: missing or invalid keys."),
+        (429, "RATE_LIMITED: the project's admin budget is spent; see Retry-After."),
+        (503, "SERVICE_UNAVAILABLE: busy; see Retry-After."),
+    ]
+);
+
+error_set!(
+    /// Errors the admin routes that name a user can answer, besides the key errors (document
+    /// only).
+    AdminUserErrors,
+    ProblemBody,
+    PROBLEM_JSON,
+    [(404, "USER_NOT_FOUND: no such user in this project."),]
+);
+
+error_set!(
+    /// Errors every admin route with a body can answer, besides its own (document only).
+    AdminBodyErrors,
+    ProblemBody,
+    PROBLEM_JSON,
+    [
+        (408, "REQUEST_TIMEOUT: the body came too slowly."),
+        (413, "BODY_TOO_LARGE: the body is larger than MAX_BODY_BYTES."),
+        (415, "UNSUPPORTED_MEDIA_TYPE: the body is not application/json."),
+    ]
+);
+
+/// The admin operations of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    users::list_users,
+    users::create_user,
+    users::count_users,
+    users::get_user,
+    users::delete_user,
+    users::restore_user,
+    users::disable_user,
+    users::enable_user,
+    audit::list_events,
+    audit::signups,
+))]
+pub struct Doc;

@@ -1,0 +1,132 @@
+//! `Idempotency-Key` on the routes that create: a retry of a create whose answer was lost gets
+//! that answer again (`Idempotent-Replayed: true`) instead of a 409 for the row it made.
+//! `crate::idempotency` keeps the answers; this wraps a handler's work with them.
+
+use std::future::Future;
+
+use actix_web::body;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+
+use crate::auth::Project;
+use crate::error::Error;
+use crate::idempotency::{self, Answer, Claim, Key};
+use crate::{db, time, AppState};
+
+/// Whether an answer is kept for replay: every answer but those a retry may change (a busy or
+/// failing server, a slow body, a spent budget).
+fn keeps(status: StatusCode) -> bool {
+    !(status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS)
+}
+
+/// The id a created resource's answer names (`ID` in v0, `id` elsewhere), if any.
+fn resource_id(answer: &Answer) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).ok()?;
+    let id = json.get("ID").or_else(|| json.get("id"))?.as_str()?;
+    Some(id.to_owned())
+}
+
+/// What of a body that carries a password goes into its fingerprint: the JSON object without
+/// its `password`, in a canonical form (sorted keys), or a constant for a body that is not
+/// JSON (it is refused whatever it holds). A fingerprint is a fast hash, and a fast hash of a
+/// password must not be stored: two retries that differ only in the password count as the same
+/// request.
+pub fn without_password(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut object)) => {
+            object.remove("password");
+            serde_json::to_vec(&object).unwrap_or_default()
+        }
+        Ok(other) => serde_json::to_vec(&other).unwrap_or_default(),
+        Err(_) => b"not JSON".to_vec(),
+    }
+}
+
+/// The stored answer, sent again.
+fn replay(answer: Answer) -> HttpResponse {
+    let mut response = HttpResponse::build(
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    if let Some(content_type) = answer.content_type {
+        response.insert_header((CONTENT_TYPE, content_type));
+    }
+    response.insert_header((idempotency::REPLAYED_HEADER, "true"));
+    response.body(answer.body)
+}
+
+/// Runs `work` (the create, with the body already read; `body` is what of it identifies the
+/// request) once per `Idempotency-Key`: without the header it just runs; with one, the first request runs and its answer is kept, a retry with
+/// the same method, path and body gets that answer, another request with the key gets 422, and
+/// a retry while the first still runs 409 with `Retry-After`. Errors are answered in `E`'s
+/// envelope, and those a retry may fix are not kept.
+pub async fn once<E, F>(
+    req: &HttpRequest,
+    state: &AppState,
+    project: &Project,
+    body: &[u8],
+    work: F,
+) -> Result<HttpResponse, E>
+where
+    E: From<Error> + ResponseError,
+    F: Future<Output = Result<HttpResponse, E>>,
+{
+    let Some(raw) = req.headers().get(idempotency::HEADER) else {
+        return work.await;
+    };
+    let key = Key::parse(raw.as_bytes())?;
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or(req.path(), |p| p.as_str());
+    let fingerprint = idempotency::fingerprint(req.method().as_str(), path, body);
+    let ttl =
+        std::time::Duration::from_secs(u64::from(state.settings.idempotency_ttl_hours) * 3600);
+    let (claimer, claimed) = (project.clone(), key.clone());
+    let claim = db::run(&state.pool, move |conn| {
+        idempotency::claim(conn, claimer.id(), &claimed, &fingerprint, time::now(), ttl)
+    })
+    .await?;
+    if let Claim::Replay(answer) = claim {
+        return Ok(replay(answer));
+    }
+
+    let response = match work.await {
+        Ok(response) => response,
+        Err(err) => err.error_response(),
+    };
+    let project = project.clone();
+    if !keeps(response.status()) {
+        db::run(&state.pool, move |conn| {
+            idempotency::release(conn, project.id(), &key)
+        })
+        .await?;
+        return Ok(response);
+    }
+    let (response, body) = response.into_parts();
+    let bytes = body::to_bytes(body)
+        .await
+        .map_err(|_| Error::Internal("an answer's body could not be read".into()))?;
+    let answer = Answer {
+        status: response.status().as_u16(),
+        content_type: response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: bytes.to_vec(),
+    };
+    let resource = resource_id(&answer).filter(|_| response.status().is_success());
+    let stored = db::run(&state.pool, move |conn| {
+        idempotency::complete(conn, project.id(), &key, &answer, resource.as_deref())
+    })
+    .await;
+    // The work is done and its answer is the client's: when it cannot be kept, the claim
+    // lapses after its lease and a retry runs anew.
+    if let Err(err) = stored {
+        log::warn!("an idempotent answer could not be stored: {err}");
+    }
+    Ok(response.set_body(bytes).map_into_boxed_body())
+}
