@@ -1,7 +1,7 @@
 //! The integration tests, linked once: the real app and the real binary against real databases
 //! (SQLite and the PostgreSQL server on 127.0.0.1:5432), every API test on both.
 //!
-//! - `v0_api`, `v2_api`: each API's behaviour, route by route;
+//! - `v0_api`, `v2_api`, `admin_api`: each API's behaviour, route by route;
 //! - `ops`: probes, request ids, rate limits, metrics, request limits;
 //! - `openapi`: the document against the route table, the route catalogue and live answers;
 //! - `cli`: the binary's commands and a served request over real sockets;
@@ -17,6 +17,7 @@
 #[macro_use]
 mod common;
 
+mod admin_api;
 mod bench_sql;
 mod cli;
 mod faults;

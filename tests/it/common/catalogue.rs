@@ -17,6 +17,16 @@ pub enum Route {
     V2Get,
     V2Patch,
     V2Accounts,
+    AdminList,
+    AdminCreate,
+    AdminCount,
+    AdminGet,
+    AdminDelete,
+    AdminRestore,
+    AdminDisable,
+    AdminEnable,
+    AdminAudit,
+    AdminSignups,
 }
 
 /// What the suites need to know of a keyed route.
@@ -38,7 +48,7 @@ pub struct KeyedRoute {
 
 /// Every keyed route, fixed paths before the templates that would also match them (the order the
 /// server matches in).
-pub const KEYED_ROUTES: [KeyedRoute; 8] = [
+pub const KEYED_ROUTES: [KeyedRoute; 18] = [
     KeyedRoute {
         route: Route::V0Create,
         method: Method::POST,
@@ -111,6 +121,96 @@ pub const KEYED_ROUTES: [KeyedRoute; 8] = [
         creates: true,
         takes_user_id: true,
     },
+    KeyedRoute {
+        route: Route::AdminList,
+        method: Method::GET,
+        template: "/admin/v1/users",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminCreate,
+        method: Method::POST,
+        template: "/admin/v1/users",
+        needs_secret: true,
+        success: StatusCode::CREATED,
+        creates: true,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminCount,
+        method: Method::GET,
+        template: "/admin/v1/users/count",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminGet,
+        method: Method::GET,
+        template: "/admin/v1/users/{user_id}",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: true,
+    },
+    KeyedRoute {
+        route: Route::AdminDelete,
+        method: Method::DELETE,
+        template: "/admin/v1/users/{user_id}",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: true,
+    },
+    KeyedRoute {
+        route: Route::AdminRestore,
+        method: Method::POST,
+        template: "/admin/v1/users/{user_id}/restore",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: true,
+    },
+    KeyedRoute {
+        route: Route::AdminDisable,
+        method: Method::POST,
+        template: "/admin/v1/users/{user_id}/disable",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: true,
+    },
+    KeyedRoute {
+        route: Route::AdminEnable,
+        method: Method::POST,
+        template: "/admin/v1/users/{user_id}/enable",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: true,
+    },
+    KeyedRoute {
+        route: Route::AdminAudit,
+        method: Method::GET,
+        template: "/admin/v1/audit",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminSignups,
+        method: Method::GET,
+        template: "/admin/v1/stats/signups",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
 ];
 
 impl Route {
@@ -173,6 +273,17 @@ fn requests_are_matched_to_their_routes() {
         (Method::GET, "/v2/users/x/y", None),
         (Method::DELETE, "/v2/users", None),
         (Method::POST, "/v2/accounts", Some(Route::V2Accounts)),
+        (Method::GET, "/admin/v1/users/count", Some(Route::AdminCount)),
+        (
+            Method::DELETE,
+            &format!("/admin/v1/users/{id}"),
+            Some(Route::AdminDelete),
+        ),
+        (
+            Method::POST,
+            &format!("/admin/v1/users/{id}/restore"),
+            Some(Route::AdminRestore),
+        ),
     ] {
         assert_eq!(route_of(&method, path), route, "{method} {path}");
     }

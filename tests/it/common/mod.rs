@@ -176,6 +176,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings.db_pool_size = 4;
     settings.rate_limit_reads = 0;
     settings.rate_limit_writes = 0;
+    settings.rate_limit_admin = 0;
     settings
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use actix_http::Request;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::test::init_service;
 use serde_json::{json, Value};
 
@@ -115,6 +115,10 @@ enum Twin {
     /// identifier are normalised (B may use A's identifiers: projects are separate namespaces,
     /// and a 409 would tell B that A has the user).
     Alike(Req),
+    /// A 200 that, like every answer, holds nothing of A's (checked for every probe).
+    Leakless,
+    /// A page of B's admin list: must hold B's users only, and all of them.
+    OwnAdminPage,
     /// A page of B's own list: must hold B's users only.
     OwnPage,
 }
@@ -146,7 +150,28 @@ fn by_user_id(route: Route, id: &str, keys: &Keys) -> Req {
         Route::V2Accounts => Req::post("/v2/accounts")
             .keys(keys)
             .json(&json!({"user_id": id, "account_type": "checking"})),
-        Route::V0Create | Route::V0Get | Route::V0List | Route::V2Create => {
+        Route::AdminGet => Req::get(format!("/admin/v1/users/{}", url_encode(id))).keys(keys),
+        Route::AdminDelete => {
+            Req::new(Method::DELETE, format!("/admin/v1/users/{}", url_encode(id))).keys(keys)
+        }
+        Route::AdminRestore => {
+            Req::post(format!("/admin/v1/users/{}/restore", url_encode(id))).keys(keys)
+        }
+        Route::AdminDisable => {
+            Req::post(format!("/admin/v1/users/{}/disable", url_encode(id))).keys(keys)
+        }
+        Route::AdminEnable => {
+            Req::post(format!("/admin/v1/users/{}/enable", url_encode(id))).keys(keys)
+        }
+        Route::V0Create
+        | Route::V0Get
+        | Route::V0List
+        | Route::V2Create
+        | Route::AdminList
+        | Route::AdminCreate
+        | Route::AdminCount
+        | Route::AdminAudit
+        | Route::AdminSignups => {
             panic!("{route:?} takes no user id")
         }
     }
@@ -282,6 +307,35 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
         });
     }
 
+    // B's admin views: its whole list (every status, A's identifiers as search prefixes), its
+    // counts, its audit trail and its statistics hold nothing of A's.
+    probes.push(Probe {
+        req: Req::get("/admin/v1/users?status=all&limit=500&include_total=true").keys(&b.keys),
+        twin: Twin::OwnAdminPage,
+    });
+    for identifier in &a.identifiers {
+        let q = url_encode(&identifier[..identifier.len().min(8)]);
+        for path in [
+            format!("/admin/v1/users?status=all&q={q}"),
+            format!("/admin/v1/users/count?status=all&q={q}"),
+        ] {
+            probes.push(Probe {
+                req: Req::get(path).keys(&b.keys),
+                twin: Twin::Leakless,
+            });
+        }
+    }
+    for path in [
+        "/admin/v1/users/count?status=all",
+        "/admin/v1/audit?limit=500",
+        "/admin/v1/stats/signups?days=2",
+    ] {
+        probes.push(Probe {
+            req: Req::get(path).keys(&b.keys),
+            twin: Twin::Leakless,
+        });
+    }
+
     // Last, as they add to B: creates of A's identifiers, against creates of unused ones.
     for (n, identifier) in a.identifiers.iter().enumerate() {
         let unused = format!("unused{n}.z@example.com");
@@ -302,6 +356,15 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
         probes.push(Probe {
             req: v2(identifier),
             twin: Twin::Alike(v2(&unused)),
+        });
+        let admin = |id: &str| {
+            Req::post("/admin/v1/users")
+                .keys(&b.keys)
+                .json(&json!({ "identifier": id }))
+        };
+        probes.push(Probe {
+            req: admin(&format!("x{identifier}")),
+            twin: Twin::Alike(admin(&format!("x{unused}"))),
         });
     }
     probes
@@ -363,6 +426,22 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
             Twin::Alike(twin) => {
                 let twin = alike(&call(&svc, twin).await);
                 (alike(&reply) != twin).then(|| format!("unused identifier: {twin}"))
+            }
+            Twin::Leakless => {
+                (reply.status != StatusCode::OK).then(|| "expected 200".to_owned())
+            }
+            Twin::OwnAdminPage => {
+                let json = reply.json();
+                let users = json["users"].as_array().cloned().unwrap_or_default();
+                let ids: BTreeSet<String> = users
+                    .iter()
+                    .map(|u| u["id"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                let all_b: BTreeSet<String> = b.user_ids.iter().cloned().collect();
+                (reply.status != StatusCode::OK
+                    || ids != all_b
+                    || json["total"] != b.user_ids.len())
+                .then(|| "not exactly B's users".to_owned())
             }
             Twin::OwnPage => {
                 let users = reply.json().as_array().cloned().unwrap_or_default();

@@ -7,13 +7,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::test::init_service;
 use serde_json::json;
 
 use super::{listing, signed_up_with_kyc};
 use crate::common::catalogue::{Route, KEYED_ROUTES};
-use crate::common::envelope::shape_problem;
+use crate::common::envelope::{reply_from_wire, shape_problem};
 use crate::common::req::{call, Req};
 use crate::common::rows::Snapshot;
 use crate::common::server::{http_bytes, start_server};
@@ -55,6 +55,10 @@ struct Target {
     v0_id: String,
     /// A v2 user with a kyc_id, so that accounts can be opened.
     v2_id: String,
+    /// A user the admin API deletes and restores (both succeed in either order).
+    deleted_id: String,
+    /// A user the admin API disables and enables.
+    disabled_id: String,
 }
 
 /// The projects of the matrix: one with and one without `--require-secret`, and a third
@@ -90,7 +94,18 @@ impl Matrix {
                 "Ada",
             );
             let v2_id = signed_up_with_kyc(&svc, &keys, &body, "kyc").await;
+            let mut admin_ids = Vec::new();
+            for role in ["deleted", "disabled"] {
+                let req = Req::post("/api/v0/user/create").keys(&keys);
+                let identifier = format!("{role}.{name}@example.com");
+                admin_ids.push(reply_id(
+                    &call(&svc, &req.json(&json!({ "identifier": identifier }))).await,
+                ));
+            }
+            let [deleted_id, disabled_id]: [String; 2] = admin_ids.try_into().unwrap();
             targets.push(Target {
+                deleted_id,
+                disabled_id,
                 keys,
                 require_secret,
                 revoked,
@@ -140,6 +155,25 @@ impl Matrix {
                 .json(&json!({ "kyc_id": format!("kyc-{n}") })),
             Route::V2Accounts => Req::post("/v2/accounts")
                 .json(&json!({"user_id": target.v2_id, "account_type": "savings"})),
+            Route::AdminList => Req::get("/admin/v1/users?include_total=true"),
+            Route::AdminCreate => Req::post("/admin/v1/users")
+                .json(&json!({ "identifier": format!("admin{n}@example.com") })),
+            Route::AdminCount => Req::get("/admin/v1/users/count?status=all"),
+            Route::AdminGet => Req::get(format!("/admin/v1/users/{}", target.v0_id)),
+            Route::AdminDelete => {
+                Req::new(Method::DELETE, format!("/admin/v1/users/{}", target.deleted_id))
+            }
+            Route::AdminRestore => {
+                Req::post(format!("/admin/v1/users/{}/restore", target.deleted_id))
+            }
+            Route::AdminDisable => {
+                Req::post(format!("/admin/v1/users/{}/disable", target.disabled_id))
+            }
+            Route::AdminEnable => {
+                Req::post(format!("/admin/v1/users/{}/enable", target.disabled_id))
+            }
+            Route::AdminAudit => Req::get("/admin/v1/audit?limit=5"),
+            Route::AdminSignups => Req::get("/admin/v1/stats/signups?days=2"),
         }
     }
 
@@ -207,7 +241,8 @@ struct Cell {
 
 /// What is wrong with a cell's answer, if anything: a success where 401 was due, or the other
 /// way round, or a 401 out of its API's shape.
-fn cell_problem(cell: &Cell, status: StatusCode, body: &str, path: &str) -> Option<String> {
+fn cell_problem(cell: &Cell, reply: &Reply, path: &str) -> Option<String> {
+    let (status, body) = (reply.status, reply.body.as_str());
     let keyed = &KEYED_ROUTES[cell.route];
     let (route, success) = (keyed.route.name(), keyed.success);
     let expected = if cell.must_succeed {
@@ -222,14 +257,9 @@ fn cell_problem(cell: &Cell, status: StatusCode, body: &str, path: &str) -> Opti
         ));
     }
     if status == StatusCode::UNAUTHORIZED {
-        let reply = Reply {
-            status,
-            headers: Default::default(),
-            body: body.to_owned(),
-        };
         let v2_code_ok = !path.starts_with("/v2/") || body.contains("\"UNAUTHORIZED\"");
         if let Some(problem) =
-            shape_problem(path, &reply).or((!v2_code_ok).then(|| "no UNAUTHORIZED code".to_owned()))
+            shape_problem(path, reply).or((!v2_code_ok).then(|| "no UNAUTHORIZED code".to_owned()))
         {
             return Some(format!("{route} with {}: {problem}", CREDS[cell.cred].1));
         }
@@ -296,12 +326,7 @@ async fn credentials_matrix(backend: Backend) {
             usize::from(reply.status == StatusCode::UNAUTHORIZED && cell.must_succeed);
         let route = KEYED_ROUTES[cell.route].route;
         creating_successes += usize::from(reply.status.is_success() && route.creates());
-        problems.extend(cell_problem(
-            cell,
-            reply.status,
-            &reply.body,
-            cell.req.path(),
-        ));
+        problems.extend(cell_problem(cell, &reply, cell.req.path()));
     }
     print_matrix(
         &format!("{backend:?}, in process"),
@@ -400,22 +425,22 @@ async fn credentials_never_leak_from_the_process(backend: Backend) {
         let response = http_bytes(server.port, &req.wire());
         let body = String::from_utf8_lossy(&response.body).into_owned();
         answers.push(format!("{}\r\n\r\n{body}", response.head));
-        (StatusCode::from_u16(response.status).unwrap(), body)
+        reply_from_wire(&response.head, body)
     };
     let cells = matrix.cells();
     let mut statuses = Vec::new();
     let mut problems = Vec::new();
     for cell in &cells {
-        let (status, body) = send(&cell.req);
-        statuses.push(status.as_u16());
-        problems.extend(cell_problem(cell, status, &body, cell.req.path()));
+        let reply = send(&cell.req);
+        statuses.push(reply.status.as_u16());
+        problems.extend(cell_problem(cell, &reply, cell.req.path()));
     }
     for ((email, phone, keys, expected), password) in signups.iter().zip(&passwords) {
         let mut req = Req::post("/v2/users").json(&v2_user(email, password, phone, "Ada"));
         if let Some(keys) = keys {
             req = req.keys(keys);
         }
-        let (status, body) = send(&req);
+        let Reply { status, body, .. } = send(&req);
         if status != *expected {
             problems.push(format!(
                 "sign-up {email}: {status}, expected {expected}: {body}"
@@ -572,11 +597,7 @@ async fn keys_are_checked_before_the_body_arrives(backend: Backend) {
                 took < Duration::from_secs(3),
                 "{what}: answered after {took:?}, as if it had waited for the body"
             );
-            let reply = Reply {
-                status: StatusCode::UNAUTHORIZED,
-                headers: Default::default(),
-                body,
-            };
+            let reply = reply_from_wire(&head, body);
             assert_eq!(shape_problem(&path, &reply), None, "{what}");
             answered.push(took);
         }

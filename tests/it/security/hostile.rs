@@ -24,6 +24,8 @@ const NINA: &str = "nina.file@example.com";
 /// What the corpus writes for the seeds' ids, which differ between backends.
 const NINA_ID: &str = "@@NINA@@";
 const KATE_ID: &str = "@@KATE@@";
+/// A user id no user has.
+const NO_USER: &str = "5d1c0b3e-8f7a-4c2d-9e6b-1a2b3c4d5e6f";
 const ACCOUNT_ID: &str = "@@ACCOUNT@@";
 
 /// What an input must get, beyond the rules every input is held to.
@@ -166,6 +168,14 @@ fn sample_uri(route: Route) -> &'static str {
         Route::V2Create => "/v2/users",
         Route::V2Get | Route::V2Patch => "/v2/users/@@NINA@@",
         Route::V2Accounts => "/v2/accounts",
+        Route::AdminList | Route::AdminCreate => "/admin/v1/users",
+        Route::AdminCount => "/admin/v1/users/count",
+        Route::AdminGet | Route::AdminDelete => "/admin/v1/users/@@KATE@@",
+        Route::AdminRestore => "/admin/v1/users/@@KATE@@/restore",
+        Route::AdminDisable => "/admin/v1/users/@@KATE@@/disable",
+        Route::AdminEnable => "/admin/v1/users/@@KATE@@/enable",
+        Route::AdminAudit => "/admin/v1/audit",
+        Route::AdminSignups => "/admin/v1/stats/signups",
     }
 }
 
@@ -191,7 +201,20 @@ fn body_around(route: Route) -> Option<Wrap> {
         Route::V2Accounts => {
             Some(|v| wrap("{\"user_id\": \"@@NINA@@\", \"account_type\": ", v, "}"))
         }
-        Route::V0Get | Route::V0GetById | Route::V0List | Route::V2Get => None,
+        Route::AdminCreate => Some(|v| wrap("{\"identifier\": ", v, "}")),
+        Route::V0Get
+        | Route::V0GetById
+        | Route::V0List
+        | Route::V2Get
+        | Route::AdminList
+        | Route::AdminCount
+        | Route::AdminGet
+        | Route::AdminDelete
+        | Route::AdminRestore
+        | Route::AdminDisable
+        | Route::AdminEnable
+        | Route::AdminAudit
+        | Route::AdminSignups => None,
     }
 }
 
@@ -389,9 +412,69 @@ fn corpus() -> Vec<Input> {
             continue;
         }
         for method in [Method::DELETE, Method::PUT] {
+            // Only methods the path does not serve (DELETE is a route of an admin path).
+            if route_of(&method, path).is_some() {
+                continue;
+            }
             let req = Req::new(method, path).json(&json!({"kyc_id": "x"}));
             c.plain(keyed.route, req);
         }
+    }
+
+    // The admin API: hostile ids in every path that names a user (none reaches a user, so
+    // nothing changes), hostile values of every list, count, audit and statistics parameter.
+    for segment in &segments {
+        for (route, method, suffix) in [
+            (Route::AdminGet, Method::GET, ""),
+            (Route::AdminDelete, Method::DELETE, ""),
+            (Route::AdminDelete, Method::DELETE, "?purge=true"),
+            (Route::AdminRestore, Method::POST, "/restore"),
+            (Route::AdminDisable, Method::POST, "/disable"),
+            (Route::AdminEnable, Method::POST, "/enable"),
+        ] {
+            // The seeds are changed by none of these but a read: a success would change a row.
+            if method != Method::GET && segment.contains("@@") {
+                continue;
+            }
+            let uri = format!("/admin/v1/users/{segment}{suffix}");
+            c.plain(route, Req::new(method, uri));
+        }
+    }
+    for s in &strings {
+        let v = url_encode(s);
+        for param in [
+            "limit",
+            "order",
+            "q",
+            "status",
+            "created_after",
+            "created_before",
+            "cursor",
+            "include_total",
+        ] {
+            c.plain(Route::AdminList, Req::get(format!("/admin/v1/users?{param}={v}")));
+        }
+        for param in ["q", "status", "created_after", "order"] {
+            let uri = format!("/admin/v1/users/count?{param}={v}");
+            c.plain(Route::AdminCount, Req::get(uri));
+        }
+        c.plain(Route::AdminAudit, Req::get(format!("/admin/v1/audit?cursor={v}")));
+        c.plain(Route::AdminAudit, Req::get(format!("/admin/v1/audit?limit={v}")));
+        let uri = format!("/admin/v1/stats/signups?days={v}");
+        c.plain(Route::AdminSignups, Req::get(uri));
+        let uri = format!("/admin/v1/users/{NO_USER}?purge={v}");
+        c.plain(Route::AdminDelete, Req::new(Method::DELETE, uri));
+    }
+    for query in [
+        "limit=500&status=all&include_total=true",
+        "q=%25&order=identifier.asc",
+        "q=_&status=deleted",
+        "created_after=2026-01-01T00:00:00Z&created_before=2025-01-01T00:00:00Z",
+        "cursor=eyJ2IjoxfQ",
+        "cursor=%00",
+        "limit=1&limit=2",
+    ] {
+        c.plain(Route::AdminList, Req::get(format!("/admin/v1/users?{query}")));
     }
 
     // Updates: hostile ids in the path, hostile kyc_ids and user_ids in the body.
@@ -637,6 +720,7 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
 
     let mut names = Normaliser::default();
     names.name(&keys.id, "issuer");
+
     let seeds = HashMap::from([(KATE, kate.clone()), (NINA, nina.clone())]);
     for (name, id) in [("kate", &kate), ("nina", &nina), ("account", &account)] {
         names.name(id, name);

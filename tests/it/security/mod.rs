@@ -60,7 +60,8 @@ fn is_time(s: &str) -> bool {
 
 /// Turns replies into verdicts that two runs of the same requests can be compared on: ids
 /// become stable names (the seeds' names, then `id#N` in order of first appearance), times
-/// become `<time>`, a body that is not JSON becomes its content type.
+/// become `<time>`, cursors `<cursor>`, secret prefixes `<secret prefix>`, a body that is not
+/// JSON becomes its content type.
 #[derive(Default)]
 struct Normaliser {
     names: HashMap<String, String>,
@@ -78,8 +79,20 @@ impl Normaliser {
                 *s = self.names.entry(s.to_lowercase()).or_insert(next).clone();
             }
             Value::String(s) if is_time(s) => *s = "<time>".to_owned(),
+            // A secret's printed prefix (audit events) is random.
+            Value::String(s) if s.starts_with(cotterd::projects::SECRET_PREFIX) => {
+                *s = "<secret prefix>".to_owned()
+            }
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.value(v)),
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v {
+                        // Cursors encode ids and times.
+                        Value::String(s) if key.ends_with("_cursor") => *s = "<cursor>".to_owned(),
+                        _ => self.value(v),
+                    }
+                }
+            }
             _ => {}
         }
     }
