@@ -26,7 +26,7 @@ pub struct Event {
     pub id: String,
     pub issuer: String,
     pub at: NaiveDateTime,
-    /// `secret:<prefix>`, `key`, `cli` or `retention` (the server's own purge).
+    /// `secret:<prefix>` (an admin API call), `cli` or `retention` (the server's own purge).
     pub actor: String,
     /// `user.create`, `user.delete`, …: README lists them.
     pub action: String,

@@ -117,7 +117,8 @@ impl Project {
     }
 
     /// Who made the call, as the audit trail names it: `secret:<prefix>` for a caller that sent
-    /// a secret (never the secret itself), `key` for one that sent only the key id.
+    /// a secret (never the secret itself; every admin call does), `key` for one that sent only
+    /// the key id.
     pub fn actor(&self) -> String {
         match &self.secret {
             Some(prefix) => format!("secret:{prefix}"),

@@ -53,7 +53,7 @@ pub enum Error {
     /// 409: the user has no KYC reference, which opening an account needs.
     #[error("the user needs a kyc_id before an account can be opened")]
     KycRequired,
-    /// 409: the user is disabled (admin API), which refuses accounts and credential checks.
+    /// 409: the user is disabled (admin API): v2 refuses to open it accounts.
     #[error("the user is disabled")]
     UserDisabled,
     /// 409: the user is deleted; it must be restored before this change.

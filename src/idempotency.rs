@@ -76,8 +76,9 @@ pub struct Answer {
 /// What to do with a request that carries a key.
 #[derive(Debug)]
 pub enum Claim {
-    /// The key is this request's now: run it, then [`complete`] or [`release`].
-    Run,
+    /// The key is this request's now (claimed at this time, which names the claim): run it,
+    /// then [`complete`] or [`release`].
+    Run(NaiveDateTime),
     /// The key's first request ended with this answer: send it again.
     Replay(Answer),
 }
@@ -118,7 +119,7 @@ pub fn claim(
             ))
             .execute(conn);
         match inserted {
-            Ok(_) => return Ok(Claim::Run),
+            Ok(_) => return Ok(Claim::Run(now)),
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
             Err(err) => return Err(err.into()),
         }
@@ -162,37 +163,50 @@ pub fn claim(
         .set(idempotency_keys::started_at.eq(now))
         .execute(conn)?;
         if taken == 1 {
-            return Ok(Claim::Run);
+            return Ok(Claim::Run(now));
         }
     }
     Err(Error::IdempotencyKeyInUse)
 }
 
-/// Stores the answer of the request that claimed `key`; `resource_id` is the id the answer
-/// names (a purge of that user removes it).
+/// Stores the answer of the request that claimed `key` at `claimed`; `resource_id` is the id
+/// the answer names (a purge of that user removes it). A claim another request took over after
+/// its lease lapsed is that request's: it is left alone.
 pub fn complete(
     conn: &mut DbConn,
     project: &ProjectId,
     key: &Key,
+    claimed: NaiveDateTime,
     answer: &Answer,
     resource_id: Option<&str>,
 ) -> Result<()> {
-    diesel::update(scope::idempotency_of(project).filter(idempotency_keys::key.eq(key.as_str())))
-        .set((
-            idempotency_keys::status.eq(Some(i32::from(answer.status))),
-            idempotency_keys::content_type.eq(answer.content_type.as_deref()),
-            idempotency_keys::body.eq(Some(answer.body.as_slice())),
-            idempotency_keys::resource_id.eq(resource_id),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        scope::idempotency_of(project)
+            .filter(idempotency_keys::key.eq(key.as_str()))
+            .filter(idempotency_keys::started_at.eq(claimed))
+            .filter(idempotency_keys::status.is_null()),
+    )
+    .set((
+        idempotency_keys::status.eq(Some(i32::from(answer.status))),
+        idempotency_keys::content_type.eq(answer.content_type.as_deref()),
+        idempotency_keys::body.eq(Some(answer.body.as_slice())),
+        idempotency_keys::resource_id.eq(resource_id),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 
-/// Gives up the claim of a request whose failure a retry may fix.
-pub fn release(conn: &mut DbConn, project: &ProjectId, key: &Key) -> Result<()> {
+/// Gives up the claim (made at `claimed`) of a request whose failure a retry may fix.
+pub fn release(
+    conn: &mut DbConn,
+    project: &ProjectId,
+    key: &Key,
+    claimed: NaiveDateTime,
+) -> Result<()> {
     diesel::delete(
         scope::idempotency_of(project)
             .filter(idempotency_keys::key.eq(key.as_str()))
+            .filter(idempotency_keys::started_at.eq(claimed))
             .filter(idempotency_keys::status.is_null()),
     )
     .execute(conn)?;

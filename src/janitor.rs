@@ -54,7 +54,11 @@ pub fn spawn(state: AppState) {
                 state.settings.deleted_user_retention_days,
                 state.settings.idempotency_ttl_hours,
             );
-            match db::run(&state.pool, move |conn| round(conn, time::now(), retention, ttl)).await {
+            match db::run(&state.pool, move |conn| {
+                round(conn, time::now(), retention, ttl)
+            })
+            .await
+            {
                 Ok(done) if done != Round::default() => log::info!("upkeep: {done:?}"),
                 Ok(_) => {}
                 Err(err) => log::warn!("upkeep failed, retried in {EVERY:?}: {err}"),

@@ -29,15 +29,18 @@ fn resource_id(answer: &Answer) -> Option<String> {
     Some(id.to_owned())
 }
 
-/// What of a body that carries a password goes into its fingerprint: the JSON object without
-/// its `password`, in a canonical form (sorted keys), or a constant for a body that is not
-/// JSON (it is refused whatever it holds). A fingerprint is a fast hash, and a fast hash of a
+/// What of a v2 sign-up body goes into its fingerprint: the JSON object without
+/// `login.password` (nor a top-level `password`), in serde_json's form (spacing and key order
+/// do not matter), or a constant for a body that is not JSON (it is refused whatever it holds). A fingerprint is a fast hash, and a fast hash of a
 /// password must not be stored: two retries that differ only in the password count as the same
 /// request.
 pub fn without_password(body: &[u8]) -> Vec<u8> {
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(mut object)) => {
             object.remove("password");
+            if let Some(serde_json::Value::Object(login)) = object.get_mut("login") {
+                login.remove("password");
+            }
             serde_json::to_vec(&object).unwrap_or_default()
         }
         Ok(other) => serde_json::to_vec(&other).unwrap_or_default(),
@@ -89,9 +92,10 @@ where
         idempotency::claim(conn, claimer.id(), &claimed, &fingerprint, time::now(), ttl)
     })
     .await?;
-    if let Claim::Replay(answer) = claim {
-        return Ok(replay(answer));
-    }
+    let started = match claim {
+        Claim::Replay(answer) => return Ok(replay(answer)),
+        Claim::Run(started) => started,
+    };
 
     let response = match work.await {
         Ok(response) => response,
@@ -100,7 +104,7 @@ where
     let project = project.clone();
     if !keeps(response.status()) {
         db::run(&state.pool, move |conn| {
-            idempotency::release(conn, project.id(), &key)
+            idempotency::release(conn, project.id(), &key, started)
         })
         .await?;
         return Ok(response);
@@ -120,7 +124,14 @@ where
     };
     let resource = resource_id(&answer).filter(|_| response.status().is_success());
     let stored = db::run(&state.pool, move |conn| {
-        idempotency::complete(conn, project.id(), &key, &answer, resource.as_deref())
+        idempotency::complete(
+            conn,
+            project.id(),
+            &key,
+            started,
+            &answer,
+            resource.as_deref(),
+        )
     })
     .await;
     // The work is done and its answer is the client's: when it cannot be kept, the claim
@@ -129,4 +140,22 @@ where
         log::warn!("an idempotent answer could not be stored: {err}");
     }
     Ok(response.set_body(bytes).map_into_boxed_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_sign_up_fingerprint_leaves_the_password_out() {
+        let one = br#"{"login": {"email": "a@x.io", "password": "one secret"}, "first_name": "A"}"#;
+        let two = br#"{"first_name":"A","login":{"password":"two secret","email":"a@x.io"}}"#;
+        assert_eq!(without_password(one), without_password(two));
+        let printed = String::from_utf8(without_password(one)).unwrap();
+        assert!(!printed.contains("secret"), "{printed}");
+        let other =
+            br#"{"login": {"email": "b@x.io", "password": "one secret"}, "first_name": "A"}"#;
+        assert_ne!(without_password(one), without_password(other));
+        assert_eq!(without_password(b"not json"), without_password(b"{"));
+    }
 }

@@ -1,5 +1,6 @@
 //! Database access: one connection type over PostgreSQL and SQLite, the pool, and migrations.
 
+pub mod explain;
 pub mod schema;
 
 use std::path::{Path, PathBuf};

@@ -167,8 +167,12 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
-/// The project's users that `filter` selects, as a boxed query (every column).
-fn filtered<'a>(project: &'a ProjectId, filter: &'a Filter) -> users::BoxedQuery<'a, MultiBackend> {
+/// The project's users that `filter` selects, as a boxed query (every column): what a count
+/// counts (public so that tests can EXPLAIN it).
+pub fn filtered<'a>(
+    project: &'a ProjectId,
+    filter: &'a Filter,
+) -> users::BoxedQuery<'a, MultiBackend> {
     let mut query = scope::every_user_of(project).into_boxed();
     query = match filter.status {
         Status::Active => query

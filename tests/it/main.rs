@@ -10,6 +10,7 @@
 //! - `properties`: normalisation and paging on generated inputs;
 //! - `scoping`: a project reaches only its own rows, down to the database's keys;
 //! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
+//! - `plans`: the database plans every admin list and search over an index.
 //!
 //! `security`, `faults` and `properties` print their figures (`figure: NAME = VALUE`) for
 //! `reliability/run`: `cargo test --test it -- --nocapture security:: faults:: properties::`.
@@ -23,6 +24,7 @@ mod cli;
 mod faults;
 mod openapi;
 mod ops;
+mod plans;
 mod properties;
 mod scoping;
 mod security;

@@ -5,7 +5,10 @@
 //!   compatibility characters, combining marks and case mappings that change length);
 //! - paging through `GET /api/v0/user/list` until `[]` yields each of a project's users exactly
 //!   once, newest first (`created_at` desc, then `ID` desc, with many users sharing a
-//!   `created_at`), and none of another project's, on SQLite and on PostgreSQL.
+//!   `created_at`), and none of another project's, on SQLite and on PostgreSQL;
+//! - paging forward through `GET /admin/v1/users` with cursors, in each order, while users are
+//!   created, soft-deleted and purged between pages, never lists a user twice, never skips one
+//!   that existed throughout, and keeps the list's order.
 //!
 //! Each property runs on fresh random inputs every time; a failure prints the minimal input
 //! proptest shrank it to. Counts are printed as figures.
@@ -300,4 +303,175 @@ fn paging_yields_each_user_once_newest_first() {
     }
     figure("props.paging_cases", cases);
     figure("props.paging_users_checked", checked);
+}
+
+// -- admin cursor paging under concurrent changes -------------------------------------------------
+
+/// Cases per backend: each inserts up to 120 users and pages through them while others are
+/// created and deleted.
+const CURSOR_CASES: u32 = 12;
+
+/// A change made between two pages: create a user (identifier from a small alphabet, so that
+/// it lands anywhere in the identifier order), or soft-delete / purge the n-th user made so far.
+#[derive(Debug, Clone)]
+enum Change {
+    Create(String),
+    Delete(usize),
+    Purge(usize),
+}
+
+fn cursor_case() -> impl Strategy<Value = (Vec<(String, u8, u32)>, usize, i64, Vec<Change>)> {
+    let identifier = "[a-dA-D]{1,4}";
+    let micros = prop::sample::select(vec![0u32, 1, 500_000]);
+    let initial = prop::collection::vec((identifier, 0u8..3, micros), 0..=120);
+    let change = prop_oneof![
+        identifier.prop_map(Change::Create),
+        (0usize..200).prop_map(Change::Delete),
+        (0usize..200).prop_map(Change::Purge),
+    ];
+    (
+        initial,
+        0usize..3,
+        1i64..=20,
+        prop::collection::vec(change, 0..40),
+    )
+}
+
+/// Pages forward through a project's admin list while `changes` are made between pages: no
+/// user is listed twice, every user that existed throughout is listed, in the list's order.
+fn cursor_property(backend: Backend) -> (u32, usize) {
+    let app = TestApp::new(backend);
+    let system = actix_web::rt::System::new();
+    let svc = system.block_on(init_service(cotterd::app(app.state.clone())));
+    let checked = Cell::new(0);
+    let orders = ["created_at.desc", "created_at.asc", "identifier.asc"];
+    let cases = check(
+        &format!("cursor paging on {backend:?}"),
+        CURSOR_CASES,
+        cursor_case(),
+        |(initial, order, limit, changes)| {
+            let keys = app.project("cursor");
+            let project = app.project_id(&keys);
+            // Unique identifiers: the generated stem and the position.
+            let mut made: Vec<User> = {
+                let mut pooled = app.state.pool.get().expect("connection");
+                initial
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (stem, second, micros))| {
+                        let identifier = Identifier::parse(&format!("{stem}{i}@x.io")).unwrap();
+                        let new = users::new_user(&project, identifier, at(*second, *micros));
+                        users::insert(pooled.conn(), new).expect("insert")
+                    })
+                    .collect()
+            };
+            let mut gone: HashSet<String> = HashSet::new();
+            let mut listed: Vec<Value> = Vec::new();
+            let mut changes = changes.into_iter();
+            let mut uri = format!("/admin/v1/users?order={}&limit={limit}", orders[order]);
+            for _ in 0..500 {
+                let reply = system.block_on(crate::common::req::call(
+                    &svc,
+                    &crate::common::req::Req::get(&uri).keys(&keys),
+                ));
+                prop_assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                let page = reply.json();
+                listed.extend(page["users"].as_array().cloned().unwrap_or_default());
+                let Some(next) = page["next_cursor"].as_str() else {
+                    break;
+                };
+                uri = format!(
+                    "/admin/v1/users?order={}&limit={limit}&cursor={next}",
+                    orders[order]
+                );
+                // Up to three changes between two pages.
+                for change in changes.by_ref().take(3) {
+                    let req = match &change {
+                        Change::Create(stem) => {
+                            let identifier = format!("{stem}n{}@x.io", made.len());
+                            crate::common::req::Req::post("/admin/v1/users")
+                                .json(&serde_json::json!({ "identifier": identifier }))
+                        }
+                        Change::Delete(n) | Change::Purge(n) if made.is_empty() => {
+                            let _ = n;
+                            continue;
+                        }
+                        Change::Delete(n) => crate::common::req::Req::new(
+                            actix_web::http::Method::DELETE,
+                            format!("/admin/v1/users/{}", made[n % made.len()].id),
+                        ),
+                        Change::Purge(n) => crate::common::req::Req::new(
+                            actix_web::http::Method::DELETE,
+                            format!("/admin/v1/users/{}?purge=true", made[n % made.len()].id),
+                        ),
+                    };
+                    let reply = system.block_on(crate::common::req::call(&svc, &req.keys(&keys)));
+                    match change {
+                        Change::Create(_) => {
+                            prop_assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+                            let id = reply.json()["id"].as_str().unwrap_or_default().to_owned();
+                            let mut pooled = app.state.pool.get().expect("connection");
+                            let user = users::get(
+                                pooled.conn(),
+                                &project,
+                                &cotterd::ids::UserId::parse(&id).unwrap(),
+                            )
+                            .expect("the new user");
+                            made.push(user);
+                        }
+                        Change::Delete(n) | Change::Purge(n) => {
+                            gone.insert(made[n % made.len()].id.clone());
+                        }
+                    }
+                }
+            }
+            let ids: Vec<&str> = listed
+                .iter()
+                .map(|u| u["id"].as_str().unwrap_or_default())
+                .collect();
+            let unique: HashSet<&str> = ids.iter().copied().collect();
+            prop_assert_eq!(unique.len(), ids.len(), "a user listed twice: {:?}", ids);
+            let known: HashSet<&str> = made.iter().map(|u| u.id.as_str()).collect();
+            prop_assert!(unique.is_subset(&known), "a user that never existed listed");
+            // Users made before the paging began and never deleted existed throughout.
+            for user in made.iter().take(initial.len()) {
+                prop_assert!(
+                    gone.contains(&user.id) || unique.contains(user.id.as_str()),
+                    "{} existed throughout and was skipped",
+                    user.identifier
+                );
+            }
+            // In the list's order.
+            let key = |id: &str| {
+                let user = made.iter().find(|u| u.id == id).expect("known");
+                (
+                    user.created_at,
+                    user.identifier_normalized.clone(),
+                    user.id.clone(),
+                )
+            };
+            let keys_listed: Vec<_> = ids.iter().map(|id| key(id)).collect();
+            let in_order = keys_listed.windows(2).all(|w| match order {
+                0 => (w[0].0, &w[0].2) > (w[1].0, &w[1].2),
+                1 => (w[0].0, &w[0].2) < (w[1].0, &w[1].2),
+                _ => (&w[0].1, &w[0].2) < (&w[1].1, &w[1].2),
+            });
+            prop_assert!(in_order, "not in {} order", orders[order]);
+            checked.set(checked.get() + ids.len());
+            Ok(())
+        },
+    );
+    (cases, checked.get())
+}
+
+#[test]
+fn cursor_paging_survives_concurrent_changes() {
+    let (mut cases, mut checked) = (0, 0);
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (c, u) = cursor_property(backend);
+        cases += c;
+        checked += u;
+    }
+    figure("props.cursor_cases", cases);
+    figure("props.cursor_users_checked", checked);
 }

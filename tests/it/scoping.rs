@@ -157,9 +157,8 @@ fn base_queries_filter_by_project() {
             && users.contains(&keys.id),
         "{users}"
     );
-    let every =
-        diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::every_user_of(&project))
-            .to_string();
+    let every = diesel::debug_query::<diesel::pg::Pg, _>(&cotterd::scope::every_user_of(&project))
+        .to_string();
     assert!(
         every.contains(r#"WHERE ("users"."issuer" = $1)"#) && every.contains(&keys.id),
         "{every}"

@@ -1,5 +1,6 @@
 DROP TABLE idempotency_keys;
 DROP TABLE audit_events;
+DROP INDEX users_deleted_at_idx;
 DROP INDEX users_issuer_identifier_id_idx;
 DROP INDEX users_issuer_created_at_id_idx;
 CREATE INDEX users_issuer_created_at_id_idx ON users (issuer, created_at DESC, id DESC);

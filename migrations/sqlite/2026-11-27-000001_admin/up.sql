@@ -1,8 +1,10 @@
 -- The admin API: disabled users, soft delete with a reusable identifier, an audit trail and
 -- stored answers of idempotent creates.
 
--- A disabled user stays visible to v0/v2 but may not open accounts or pass credential checks.
+-- A disabled user stays visible to v0/v2 but may not open accounts.
 ALTER TABLE users ADD COLUMN disabled_at TIMESTAMP;
+-- The retention purge finds long-deleted users of every project without reading the others.
+CREATE INDEX users_deleted_at_idx ON users (deleted_at) WHERE deleted_at IS NOT NULL;
 
 -- An identifier is unique among the users that are not deleted: a soft-deleted user's
 -- identifier may be taken again (restoring it then answers 409).

@@ -1,5 +1,6 @@
-//! The admin list's query parameters, read strictly: an unknown parameter or a value outside
-//! its rule is a 400 naming it (`INVALID_PARAMETER`), never silently ignored.
+//! The admin list's query parameters, read strictly: a value outside its rule is a 400 naming
+//! it (`INVALID_PARAMETER`), an unknown or repeated parameter a 400 `INVALID_REQUEST`; nothing
+//! is silently ignored.
 
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;

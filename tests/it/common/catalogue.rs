@@ -273,7 +273,11 @@ fn requests_are_matched_to_their_routes() {
         (Method::GET, "/v2/users/x/y", None),
         (Method::DELETE, "/v2/users", None),
         (Method::POST, "/v2/accounts", Some(Route::V2Accounts)),
-        (Method::GET, "/admin/v1/users/count", Some(Route::AdminCount)),
+        (
+            Method::GET,
+            "/admin/v1/users/count",
+            Some(Route::AdminCount),
+        ),
         (
             Method::DELETE,
             &format!("/admin/v1/users/{id}"),

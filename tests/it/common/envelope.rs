@@ -125,13 +125,19 @@ pub fn shape_problem(path: &str, reply: &Reply) -> Option<String> {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if media != "application/problem+json" {
-            return Some(format!("admin error with Content-Type {media:?}: {}", reply.body));
+            return Some(format!(
+                "admin error with Content-Type {media:?}: {}",
+                reply.body
+            ));
         }
         let status = serde_json::from_str::<Value>(&reply.body)
             .ok()
             .and_then(|json| json.get("status").and_then(Value::as_u64));
         if status != Some(u64::from(reply.status.as_u16())) {
-            return Some(format!("problem status is not the HTTP status: {}", reply.body));
+            return Some(format!(
+                "problem status is not the HTTP status: {}",
+                reply.body
+            ));
         }
     }
     read(api, &reply.body).err()

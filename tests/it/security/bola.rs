@@ -151,9 +151,11 @@ fn by_user_id(route: Route, id: &str, keys: &Keys) -> Req {
             .keys(keys)
             .json(&json!({"user_id": id, "account_type": "checking"})),
         Route::AdminGet => Req::get(format!("/admin/v1/users/{}", url_encode(id))).keys(keys),
-        Route::AdminDelete => {
-            Req::new(Method::DELETE, format!("/admin/v1/users/{}", url_encode(id))).keys(keys)
-        }
+        Route::AdminDelete => Req::new(
+            Method::DELETE,
+            format!("/admin/v1/users/{}", url_encode(id)),
+        )
+        .keys(keys),
         Route::AdminRestore => {
             Req::post(format!("/admin/v1/users/{}/restore", url_encode(id))).keys(keys)
         }
@@ -427,9 +429,7 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
                 let twin = alike(&call(&svc, twin).await);
                 (alike(&reply) != twin).then(|| format!("unused identifier: {twin}"))
             }
-            Twin::Leakless => {
-                (reply.status != StatusCode::OK).then(|| "expected 200".to_owned())
-            }
+            Twin::Leakless => (reply.status != StatusCode::OK).then(|| "expected 200".to_owned()),
             Twin::OwnAdminPage => {
                 let json = reply.json();
                 let users = json["users"].as_array().cloned().unwrap_or_default();

@@ -160,9 +160,10 @@ impl Matrix {
                 .json(&json!({ "identifier": format!("admin{n}@example.com") })),
             Route::AdminCount => Req::get("/admin/v1/users/count?status=all"),
             Route::AdminGet => Req::get(format!("/admin/v1/users/{}", target.v0_id)),
-            Route::AdminDelete => {
-                Req::new(Method::DELETE, format!("/admin/v1/users/{}", target.deleted_id))
-            }
+            Route::AdminDelete => Req::new(
+                Method::DELETE,
+                format!("/admin/v1/users/{}", target.deleted_id),
+            ),
             Route::AdminRestore => {
                 Req::post(format!("/admin/v1/users/{}/restore", target.deleted_id))
             }

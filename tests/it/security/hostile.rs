@@ -452,14 +452,23 @@ fn corpus() -> Vec<Input> {
             "cursor",
             "include_total",
         ] {
-            c.plain(Route::AdminList, Req::get(format!("/admin/v1/users?{param}={v}")));
+            c.plain(
+                Route::AdminList,
+                Req::get(format!("/admin/v1/users?{param}={v}")),
+            );
         }
         for param in ["q", "status", "created_after", "order"] {
             let uri = format!("/admin/v1/users/count?{param}={v}");
             c.plain(Route::AdminCount, Req::get(uri));
         }
-        c.plain(Route::AdminAudit, Req::get(format!("/admin/v1/audit?cursor={v}")));
-        c.plain(Route::AdminAudit, Req::get(format!("/admin/v1/audit?limit={v}")));
+        c.plain(
+            Route::AdminAudit,
+            Req::get(format!("/admin/v1/audit?cursor={v}")),
+        );
+        c.plain(
+            Route::AdminAudit,
+            Req::get(format!("/admin/v1/audit?limit={v}")),
+        );
         let uri = format!("/admin/v1/stats/signups?days={v}");
         c.plain(Route::AdminSignups, Req::get(uri));
         let uri = format!("/admin/v1/users/{NO_USER}?purge={v}");
@@ -474,7 +483,10 @@ fn corpus() -> Vec<Input> {
         "cursor=%00",
         "limit=1&limit=2",
     ] {
-        c.plain(Route::AdminList, Req::get(format!("/admin/v1/users?{query}")));
+        c.plain(
+            Route::AdminList,
+            Req::get(format!("/admin/v1/users?{query}")),
+        );
     }
 
     // Updates: hostile ids in the path, hostile kyc_ids and user_ids in the body.
