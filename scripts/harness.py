@@ -74,7 +74,7 @@ def start_server(database_url, port, extra_env=None, stderr=subprocess.DEVNULL):
     """The release binary serving `database_url` on 127.0.0.1:`port`, rate limits off (the
     scripts measure the server, not its per-project budgets)."""
     env = dict(os.environ, DATABASE_URL=database_url, BIND_ADDR=f"127.0.0.1:{port}", RUST_LOG="warn",
-               RATE_LIMIT_READS="0", RATE_LIMIT_WRITES="0")
+               RATE_LIMIT_READS="0", RATE_LIMIT_WRITES="0", RATE_LIMIT_ADMIN="0")
     env.update(extra_env or {})
     return subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
 

@@ -103,6 +103,23 @@ pub fn identifier_schema() -> Object {
     )
 }
 
+/// The admin list's `q`: empty or whitespace (no filter), or an identifier prefix with the
+/// identifier's rules.
+pub fn prefix_schema() -> Object {
+    let max = crate::users::MAX_IDENTIFIER_CHARS;
+    string()
+        .pattern(Some(format!(
+            "^[{WHITESPACE}]*$|{}",
+            trimmed_text_pattern(max)
+        )))
+        .description(Some(format!(
+            "An identifier prefix (1 to {max} characters once trimmed, no control characters), \
+             compared in the normalised form (case and width folded, `%` and `_` literal); \
+             empty means none."
+        )))
+        .build()
+}
+
 /// A v2 first or last name.
 pub fn name_schema() -> Object {
     trimmed_text_schema(

@@ -129,6 +129,38 @@ async fn projects_and_secrets_commands(backend: Backend) {
     let listed: Value =
         serde_json::from_str(&stdout(&cotterd(&db, &["projects", "list", "--json"]))).unwrap();
     assert_eq!(listed[0]["require_secret"], true);
+
+    // Every change above is in the project's audit trail, made by `cli`, the secrets named by
+    // their printed prefixes only; the failed second revoke left nothing.
+    let state = cotterd::AppState::open(crate::common::test_settings(&db)).unwrap();
+    let mut conn = state.pool.get().unwrap();
+    let project = cotterd::auth::verify_keys(conn.conn(), &id, &second).unwrap();
+    let (events, more) = cotterd::audit::page(conn.conn(), project.id(), 50, None, None).unwrap();
+    assert!(!more);
+    assert_eq!(events[0].action, "project.update", "newest first");
+    let mut trail: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.detail.as_str()))
+        .collect();
+    trail.sort();
+    let second_prefix = &second[..projects::SECRET_PREFIX.len() + 8];
+    let first_detail = format!(r#"{{"secret_prefix":"{prefix}"}}"#);
+    let second_detail = format!(r#"{{"secret_prefix":"{second_prefix}"}}"#);
+    let mut expected = vec![
+        ("cli", "project.create", r#"{"require_secret":false}"#),
+        ("cli", "secret.create", first_detail.as_str()),
+        ("cli", "secret.create", second_detail.as_str()),
+        ("cli", "secret.revoke", first_detail.as_str()),
+        ("cli", "project.update", r#"{"require_secret":true}"#),
+    ];
+    expected.sort();
+    assert_eq!(trail, expected);
+    for event in &events {
+        assert!(
+            !event.detail.contains(&first[prefix.len()..]),
+            "a secret in the trail"
+        );
+    }
 }
 
 async fn commands_reject_bad_input_clearly(backend: Backend) {

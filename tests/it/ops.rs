@@ -205,6 +205,55 @@ async fn rate_limits_are_per_project_and_per_budget(backend: Backend) {
     );
 }
 
+/// The admin API spends a budget of its own: a dashboard past `RATE_LIMIT_ADMIN` gets 429 as
+/// a problem (with Retry-After), while the project's clients read and write on.
+async fn the_admin_api_has_its_own_budget(backend: Backend) {
+    let app = TestApp::with_settings(backend, |s| {
+        s.rate_limit_admin = 1;
+        s.rate_limit_reads = 100;
+        s.rate_limit_writes = 100;
+    });
+    let keys = app.project("a");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let admin = || {
+        TestRequest::get()
+            .uri("/admin/v1/users/count")
+            .insert_header(("API_KEY_ID", keys.id.as_str()))
+            .insert_header(("API_SECRET_KEY", keys.secret.as_str()))
+    };
+    // A burst of twice the rate, then the budget is spent.
+    for i in 0..2 {
+        assert_eq!(
+            send(&svc, admin()).await.status,
+            StatusCode::OK,
+            "request {i}"
+        );
+    }
+    let limited = send(&svc, admin()).await;
+    assert_eq!(
+        limited.assert_problem(StatusCode::TOO_MANY_REQUESTS),
+        "RATE_LIMITED"
+    );
+    assert!(limited.headers.get("retry-after").is_some());
+    assert_eq!(
+        send(&svc, get_by_identifier_req(&keys.id, "x@y.z"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&svc, crate::common::create_req(&keys.id, "w@y.z"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let metrics = send(&svc, TestRequest::get().uri("/metrics")).await.body;
+    assert!(
+        metrics.contains(r#"cotterd_rate_limited_total{budget="admin"} 1"#),
+        "{metrics}"
+    );
+}
+
 /// Metrics count requests by route template (never a raw path or identifier), time them, and
 /// show the pool, the hashing queue, refusals and key loads.
 async fn metrics_use_route_templates(backend: Backend) {
@@ -334,6 +383,7 @@ both_backends!(
     metrics_use_route_templates,
     metrics_can_require_a_token,
     rate_limits_are_per_project_and_per_budget,
+    the_admin_api_has_its_own_budget,
     probes_answer_without_keys,
     readiness_follows_the_database,
     request_ids_are_kept_or_made_and_echoed,

@@ -320,7 +320,11 @@ enum Change {
     Purge(usize),
 }
 
-fn cursor_case() -> impl Strategy<Value = (Vec<(String, u8, u32)>, usize, i64, Vec<Change>)> {
+/// Users made before the paging (identifier stem, second, micros), the order (an index into the
+/// three), the page size, and the changes made between pages.
+type CursorCase = (Vec<(String, u8, u32)>, usize, i64, Vec<Change>);
+
+fn cursor_case() -> impl Strategy<Value = CursorCase> {
     let identifier = "[a-dA-D]{1,4}";
     let micros = prop::sample::select(vec![0u32, 1, 500_000]);
     let initial = prop::collection::vec((identifier, 0u8..3, micros), 0..=120);

@@ -144,6 +144,57 @@ async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
     assert_eq!(left, 1, "a user's accounts go with it");
 }
 
+/// A database made before the admin API: the upgrade keeps every user (none disabled), and
+/// from then on an identifier is unique among the users that are not deleted only; the down
+/// migration refuses, whole, a database where a deleted user's identifier was taken again.
+async fn the_admin_upgrade_keeps_users_and_frees_deleted_identifiers(backend: Backend) {
+    let db = TestDb::new(backend);
+    let settings = test_settings(&db);
+    let manager = ConnectionManager::new(&settings.database).unwrap();
+    let mut conn = manager.establish().unwrap();
+    let next = |conn: &mut DbConn| {
+        match conn {
+            DbConn::Pg(c) => c.run_next_migration(PG_MIGRATIONS).map(drop),
+            DbConn::Sqlite(c) => c.run_next_migration(SQLITE_MIGRATIONS).map(drop),
+        }
+        .expect("a migration")
+    };
+    for _ in 0..3 {
+        next(&mut conn);
+    }
+    let at = "'2026-01-02 03:04:05.678901'";
+    let insert = |id: &str, deleted: &str| {
+        format!(
+            "INSERT INTO users (id, issuer, identifier, identifier_normalized, enrolled, \
+                 created_at, updated_at, deleted_at) VALUES \
+                 ('{id}', 'p', 'A@x.io', 'a@x.io', '[]', {at}, {at}, {deleted});"
+        )
+    };
+    conn.batch_execute(&format!(
+        "INSERT INTO projects (id, name, require_secret, created_at) VALUES ('p', 'p', FALSE, {at});
+         {}",
+        insert("u-1", at)
+    ))
+    .expect("rows of the earlier schema");
+    next(&mut conn);
+    let disabled: Vec<Option<chrono::NaiveDateTime>> = cotterd::db::schema::users::table
+        .select(cotterd::db::schema::users::disabled_at)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(disabled, [None]);
+    conn.batch_execute(&insert("u-2", "NULL"))
+        .expect("a deleted user's identifier is free");
+    assert!(
+        conn.batch_execute(&insert("u-3", "NULL")).is_err(),
+        "a live user's identifier is not"
+    );
+    assert!(match &mut conn {
+        DbConn::Pg(c) => c.revert_last_migration(PG_MIGRATIONS).is_err(),
+        DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).is_err(),
+    });
+    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 0);
+}
+
 /// The base queries are scoped by the project they are given.
 #[test]
 fn base_queries_filter_by_project() {
@@ -191,4 +242,5 @@ fn base_queries_filter_by_project() {
 both_backends!(
     an_account_cannot_name_another_projects_user,
     the_upgrade_keeps_accounts_and_adds_the_key,
+    the_admin_upgrade_keeps_users_and_frees_deleted_identifiers,
 );

@@ -80,6 +80,7 @@ error_set!(
         (400, "INVALID_REQUEST, INVALID_PARAMETER, …: a parameter breaks a rule."),
         (401, "UNAUTHORIZED: missing or invalid keys."),
         (429, "RATE_LIMITED: the project's admin budget is spent; see Retry-After."),
+        (431, "HEADERS_TOO_LARGE: the request line and headers exceed MAX_HEADER_BYTES."),
         (503, "SERVICE_UNAVAILABLE: busy; see Retry-After."),
     ]
 );

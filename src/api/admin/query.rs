@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 
 use super::cursor::{self, KeyKind};
+use crate::api::rules;
 use crate::error::{Error, Result};
 use crate::time;
 use crate::users::admin::{Filter, Order, Start, Status};
@@ -100,7 +101,7 @@ pub struct FilterQuery {
     pub status: Option<String>,
     /// An identifier prefix, compared in the normalised form (case and width folded, `%` and
     /// `_` literal); empty means none.
-    #[param(value_type = Option<String>, max_length = 254)]
+    #[param(value_type = Option<String>, schema_with = rules::prefix_schema)]
     pub q: Option<String>,
     /// Users created at or after this RFC 3339 time.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -139,7 +140,7 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// An identifier prefix, compared in the normalised form (case and width folded, `%` and
     /// `_` literal); empty means none.
-    #[param(value_type = Option<String>, max_length = 254)]
+    #[param(value_type = Option<String>, schema_with = rules::prefix_schema)]
     pub q: Option<String>,
     /// Users created at or after this RFC 3339 time.
     #[param(value_type = Option<String>, format = DateTime)]

@@ -287,7 +287,7 @@ pub struct CreateUser {
     operation_id = "admin_create_user",
     tag = "admin",
     request_body = CreateUser,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again")),
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "The new user", body = AdminUserJson),

@@ -34,7 +34,7 @@ pub struct CreateUser {
     operation_id = "v0_create_user",
     tag = "v0",
     request_body = CreateUser,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The new user", body = UserJson, links(

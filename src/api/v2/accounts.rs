@@ -22,7 +22,7 @@ use crate::{db, AppState};
     operation_id = "v2_open_account",
     tag = "v2",
     request_body = OpenAccountBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "Opened", body = Written),

@@ -37,7 +37,7 @@ pub(crate) struct Written {
     operation_id = "v2_create_user",
     tag = "v2",
     request_body = NewUserBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (`Idempotent-Replayed: true`)")),
     security(("api_key_id" = [], "api_secret_key" = [])),
     responses(
         (status = 201, description = "Created", body = Written, links(
