@@ -471,15 +471,39 @@ pub fn set_disabled(
     })
 }
 
-/// Deletes the user's row and everything tied to it (its accounts, by the foreign key, and the
-/// stored idempotent answers that name it) for good: erasure on request.
-fn erase(conn: &mut DbConn, project: &ProjectId, id: &UserId) -> Result<bool> {
-    let gone = diesel::delete(scope::every_user_of(project).filter(users::id.eq(id.as_str())))
-        .execute(conn)?;
+/// The ids a stored idempotent answer about the user of `issuer` may name: the user's and its
+/// accounts' (read before the user is deleted, which deletes its accounts).
+fn answer_ids(conn: &mut DbConn, issuer: &str, user_id: &str) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = accounts::table
+        .filter(accounts::issuer.eq(issuer))
+        .filter(accounts::user_id.eq(user_id))
+        .select(accounts::id)
+        .load(conn)?;
+    ids.push(user_id.to_owned());
+    Ok(ids)
+}
+
+/// Deletes the stored idempotent answers of `issuer` that name one of `ids`: they would replay
+/// a purged user's data, or name an account that no longer exists.
+fn forget_answers(conn: &mut DbConn, issuer: &str, ids: &[String]) -> Result<()> {
     diesel::delete(
-        scope::idempotency_of(project).filter(idempotency_keys::resource_id.eq(id.as_str())),
+        idempotency_keys::table
+            .filter(idempotency_keys::issuer.eq(issuer))
+            .filter(idempotency_keys::resource_id.eq_any(ids)),
     )
     .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the user's row and everything tied to it (its accounts, by the foreign key, and the
+/// stored idempotent answers that name it or its accounts) for good: erasure on request.
+fn erase(conn: &mut DbConn, project: &ProjectId, id: &UserId) -> Result<bool> {
+    let named = answer_ids(conn, project.as_str(), id.as_str())?;
+    let gone = diesel::delete(scope::every_user_of(project).filter(users::id.eq(id.as_str())))
+        .execute(conn)?;
+    if gone > 0 {
+        forget_answers(conn, project.as_str(), &named)?;
+    }
     Ok(gone > 0)
 }
 
@@ -512,6 +536,7 @@ pub fn purge_expired(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Re
     let mut purged = 0;
     for (issuer, id) in expired {
         let done = conn.transaction(|conn| {
+            let named = answer_ids(conn, &issuer, &id)?;
             let gone = diesel::delete(
                 users::table
                     .filter(users::id.eq(&id))
@@ -522,12 +547,7 @@ pub fn purge_expired(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Re
             if gone == 0 {
                 return Ok::<_, Error>(false);
             }
-            diesel::delete(
-                idempotency_keys::table
-                    .filter(idempotency_keys::issuer.eq(&issuer))
-                    .filter(idempotency_keys::resource_id.eq(&id)),
-            )
-            .execute(conn)?;
+            forget_answers(conn, &issuer, &named)?;
             let project = uuid::Uuid::parse_str(&issuer)
                 .map_err(|e| Error::Internal(format!("stored issuer is not a UUID: {e}")))?;
             audit::record_user_of(

@@ -69,11 +69,22 @@ fn prefix(raw: Option<&str>) -> Result<Option<String>> {
     Ok(Some(normalize_identifier(q)))
 }
 
-/// Reads an RFC 3339 time (`2026-11-01T00:00:00Z`, any offset) as UTC.
+/// Reads an RFC 3339 time (`2026-11-01T00:00:00Z`, any offset) as UTC, rounded up to the
+/// microsecond: times are stored to the microsecond, so `>= t` and `< t` select the same users
+/// as `>=` and `<` its round-up.
 fn instant(name: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>> {
     raw.map(|raw| {
         DateTime::parse_from_rfc3339(raw)
-            .map(|t| time::truncate_to_micros(t.naive_utc()))
+            .ok()
+            .and_then(|t| {
+                let t = t.naive_utc();
+                let down = time::truncate_to_micros(t);
+                match down == t {
+                    true => Some(t),
+                    false => down.checked_add_signed(chrono::Duration::microseconds(1)),
+                }
+            })
+            .ok_or(())
             .map_err(|_| {
                 invalid(format!(
                     "{name} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"

@@ -117,12 +117,17 @@ pub(crate) struct Count {
     count: i64,
 }
 
-/// The request's query string with `cursor` set to `value` (other parameters kept as sent).
+/// The request's query string with `cursor` set to `value` (other parameters kept as sent; a
+/// `cursor` is recognised however its name was percent-encoded).
 fn link(req: &HttpRequest, value: &str) -> String {
+    let is_cursor = |pair: &&str| {
+        let name = pair.split('=').next().unwrap_or_default();
+        percent_encoding::percent_decode_str(name).decode_utf8_lossy() == "cursor"
+    };
     let mut pairs: Vec<&str> = req
         .query_string()
         .split('&')
-        .filter(|pair| !pair.is_empty() && *pair != "cursor" && !pair.starts_with("cursor="))
+        .filter(|pair| !pair.is_empty() && !is_cursor(pair))
         .collect();
     let cursor = format!("cursor={value}");
     pairs.push(&cursor);
