@@ -116,6 +116,11 @@ impl Project {
         &self.keys.id
     }
 
+    /// Whether the caller sent (a valid) `API_SECRET_KEY`.
+    pub fn sent_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+
     /// Who made the call, as the audit trail names it: `secret:<prefix>` for a caller that sent
     /// a secret (never the secret itself; every admin call does), `key` for one that sent only
     /// the key id.

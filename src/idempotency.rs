@@ -3,9 +3,10 @@
 //!
 //! A key is claimed by inserting its row before the request runs (`status` NULL); the primary
 //! key on (issuer, key) decides between instances. The answer is stored when the request ends,
-//! or the claim released when it failed in a way a retry could fix (5xx, 408, 429). A claim
+//! or the claim released when it created nothing (400, 5xx: see `api::idempotency`). A claim
 //! left by a server that died mid-request lapses after [`LEASE`], and the key can then be used
-//! again. A stored answer is kept for `IDEMPOTENCY_TTL_HOURS`.
+//! again; the instances' clocks must agree to well within the lease (NTP). A stored answer is
+//! kept for `IDEMPOTENCY_TTL_HOURS`.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::db::schema::idempotency_keys;
 use crate::db::DbConn;
@@ -48,7 +50,14 @@ impl Key {
         Ok(Key(String::from_utf8_lossy(raw).into_owned()))
     }
 
-    /// The key as sent.
+    /// The key as stored: scoped by the kind of caller (`s:` for one that sent a secret, `p:`
+    /// for one that sent only the public key id), so that an app cannot take a server's keys.
+    pub fn for_caller(self, sent_secret: bool) -> Self {
+        let class = if sent_secret { "s" } else { "p" };
+        Key(format!("{class}:{}", self.0))
+    }
+
+    /// The key as stored.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -141,7 +150,7 @@ pub fn claim(
                 .execute(conn)?;
             continue;
         }
-        if row.fingerprint != fingerprint {
+        if !bool::from(row.fingerprint.ct_eq(fingerprint)) {
             return Err(Error::IdempotencyKeyReused);
         }
         if let Some(status) = row.status {
@@ -211,6 +220,28 @@ pub fn release(
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// Deletes the stored answers of any project that name a user or an account that no longer
+/// exists: an answer stored in the moment between a create and a purge of what it made.
+pub fn forget_orphans(conn: &mut DbConn) -> Result<usize> {
+    use crate::db::schema::{accounts, users};
+    use diesel::dsl::{exists, not};
+    let user = users::table
+        .filter(users::id.nullable().eq(idempotency_keys::resource_id))
+        .filter(users::issuer.eq(idempotency_keys::issuer))
+        .select(users::id);
+    let account = accounts::table
+        .filter(accounts::id.nullable().eq(idempotency_keys::resource_id))
+        .filter(accounts::issuer.eq(idempotency_keys::issuer))
+        .select(accounts::id);
+    Ok(diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::resource_id.is_not_null())
+            .filter(not(exists(user)))
+            .filter(not(exists(account))),
+    )
+    .execute(conn)?)
 }
 
 /// Deletes every stored answer (and lapsed claim) of any project started before `cutoff`.

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::Error;
 use crate::users::admin;
 use crate::{db, idempotency, time, AppState};
 
 /// How often the upkeep runs.
 const EVERY: Duration = Duration::from_secs(600);
-/// Users purged per transaction batch.
+/// Users read per batch (each is purged in a transaction of its own).
 const BATCH: i64 = 500;
 
 /// What one round did.
@@ -19,29 +19,47 @@ const BATCH: i64 = 500;
 pub struct Round {
     pub users_purged: usize,
     pub answers_expired: usize,
+    pub answers_orphaned: usize,
 }
 
-/// One round of upkeep on `conn`'s database at `now`.
+/// One round of upkeep on `pool`'s database at `now`: each step on a connection of its own for
+/// one batch at a time, and a failed step does not keep the others from running (its error is
+/// returned after them).
 pub fn round(
-    conn: &mut db::DbConn,
+    pool: &db::Pool,
     now: chrono::NaiveDateTime,
     retention_days: u32,
     idempotency_ttl_hours: u32,
-) -> Result<Round> {
+) -> (Round, Option<Error>) {
     let mut done = Round::default();
+    let mut failed = None;
     if retention_days > 0 {
         let cutoff = now - chrono::Duration::days(i64::from(retention_days));
         loop {
-            let purged = admin::purge_expired(conn, cutoff, BATCH)?;
-            done.users_purged += purged;
-            if purged < BATCH as usize {
-                break;
+            match db::with_conn(pool, |conn| admin::purge_expired(conn, cutoff, BATCH)) {
+                Ok(purged) => {
+                    done.users_purged += purged;
+                    if purged < BATCH as usize {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
             }
         }
     }
     let expired = now - chrono::Duration::hours(i64::from(idempotency_ttl_hours));
-    done.answers_expired = idempotency::purge_expired(conn, expired)?;
-    Ok(done)
+    match db::with_conn(pool, |conn| idempotency::purge_expired(conn, expired)) {
+        Ok(n) => done.answers_expired = n,
+        Err(err) => failed = Some(err),
+    }
+    match db::with_conn(pool, idempotency::forget_orphans) {
+        Ok(n) => done.answers_orphaned = n,
+        Err(err) => failed = Some(err),
+    }
+    (done, failed)
 }
 
 /// Runs [`round`] every few minutes for as long as the server runs (the first a minute after
@@ -54,13 +72,19 @@ pub fn spawn(state: AppState) {
                 state.settings.deleted_user_retention_days,
                 state.settings.idempotency_ttl_hours,
             );
-            match db::run(&state.pool, move |conn| {
-                round(conn, time::now(), retention, ttl)
-            })
-            .await
-            {
-                Ok(done) if done != Round::default() => log::info!("upkeep: {done:?}"),
-                Ok(_) => {}
+            let pool = state.pool.clone();
+            let ran =
+                actix_web::web::block(move || round(&pool, time::now(), retention, ttl)).await;
+            match ran {
+                Ok((done, failed)) => {
+                    if done != Round::default() {
+                        log::info!("upkeep: {done:?}");
+                    }
+                    if let Some(err) = failed {
+                        // Debug: an internal error's detail, which Display leaves out.
+                        log::warn!("upkeep step failed, retried in {EVERY:?}: {err:?}");
+                    }
+                }
                 Err(err) => log::warn!("upkeep failed, retried in {EVERY:?}: {err}"),
             }
             actix_web::rt::time::sleep(EVERY).await;

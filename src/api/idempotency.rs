@@ -14,12 +14,12 @@ use crate::error::Error;
 use crate::idempotency::{self, Answer, Claim, Key};
 use crate::{db, time, AppState};
 
-/// Whether an answer is kept for replay: every answer but those a retry may change (a busy or
-/// failing server, a slow body, a spent budget).
+/// Whether an answer is kept for replay: a success, or a refusal the data decided (404 for a
+/// missing user, 409 for a taken identifier or a missing KYC reference). A request refused for
+/// what it sent (400) created nothing, and neither did a busy or failing server (5xx): the key
+/// is released, so that the corrected request, or the same one later, runs.
 fn keeps(status: StatusCode) -> bool {
-    !(status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS)
+    status.is_success() || status == StatusCode::NOT_FOUND || status == StatusCode::CONFLICT
 }
 
 /// The id a created resource's answer names (`ID` in v0, `id` elsewhere), if any.
@@ -79,7 +79,9 @@ where
     let Some(raw) = req.headers().get(idempotency::HEADER) else {
         return work.await;
     };
-    let key = Key::parse(raw.as_bytes())?;
+    // Keys are scoped by the kind of caller too: one that holds only the public key id (an app)
+    // cannot take, and so block, the keys of the project's servers.
+    let key = Key::parse(raw.as_bytes())?.for_caller(project.sent_secret());
     let path = req
         .uri()
         .path_and_query()
@@ -137,7 +139,7 @@ where
     // The work is done and its answer is the client's: when it cannot be kept, the claim
     // lapses after its lease and a retry runs anew.
     if let Err(err) = stored {
-        log::warn!("an idempotent answer could not be stored: {err}");
+        log::warn!("an idempotent answer could not be stored: {err:?}");
     }
     Ok(response.set_body(bytes).map_into_boxed_body())
 }

@@ -268,7 +268,7 @@ type Row = (User, Profile, bool);
 /// The account ids of each of `users`, oldest first, in one query.
 fn with_accounts(conn: &mut DbConn, project: &ProjectId, rows: Vec<Row>) -> Result<Vec<AdminUser>> {
     let ids: Vec<&str> = rows.iter().map(|(user, _, _)| user.id.as_str()).collect();
-    let mut accounts: Vec<(String, String)> = if ids.is_empty() {
+    let accounts: Vec<(String, String)> = if ids.is_empty() {
         Vec::new()
     } else {
         scope::accounts_of(project)
@@ -277,18 +277,20 @@ fn with_accounts(conn: &mut DbConn, project: &ProjectId, rows: Vec<Row>) -> Resu
             .select((accounts::user_id, accounts::id))
             .load(conn)?
     };
-    let mut out = Vec::with_capacity(rows.len());
-    for (user, profile, has_login) in rows {
-        let (mine, rest): (Vec<_>, Vec<_>) = accounts.into_iter().partition(|(u, _)| *u == user.id);
-        accounts = rest;
-        out.push(AdminUser {
+    // Oldest first within each user, as loaded.
+    let mut by_user: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (user_id, id) in accounts {
+        by_user.entry(user_id).or_default().push(id);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(user, profile, has_login)| AdminUser {
+            account_ids: by_user.remove(&user.id).unwrap_or_default(),
             user,
             profile,
             has_login,
-            account_ids: mine.into_iter().map(|(_, id)| id).collect(),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// One page of the project's users (see [`page_query`]), 1 to 500 a page.
@@ -510,6 +512,9 @@ fn erase(conn: &mut DbConn, project: &ProjectId, id: &UserId) -> Result<bool> {
 /// Purges the project's user, whatever its status; `UserNotFound` when there is none.
 pub fn purge(conn: &mut DbConn, project: &ProjectId, id: &UserId, context: &Context) -> Result<()> {
     conn.transaction(|conn| {
+        // The row lock first: an account being opened for the user is either in before the
+        // purge reads the user's accounts, or refused after it.
+        lock(conn, project, id)?;
         if !erase(conn, project, id)? {
             return Err(Error::UserNotFound);
         }
@@ -536,17 +541,22 @@ pub fn purge_expired(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Re
     let mut purged = 0;
     for (issuer, id) in expired {
         let done = conn.transaction(|conn| {
-            let named = answer_ids(conn, &issuer, &id)?;
-            let gone = diesel::delete(
+            // A write first (the row lock; on SQLite the write lock, which a read-then-write
+            // transaction could fail to upgrade to), conditional on the user still being
+            // expired: another server's purge, or an operator's restore, may have come first.
+            let expired = diesel::update(
                 users::table
                     .filter(users::id.eq(&id))
                     .filter(users::issuer.eq(&issuer))
                     .filter(users::deleted_at.lt(cutoff)),
             )
+            .set(users::updated_at.eq(users::updated_at))
             .execute(conn)?;
-            if gone == 0 {
+            if expired == 0 {
                 return Ok::<_, Error>(false);
             }
+            let named = answer_ids(conn, &issuer, &id)?;
+            diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
             forget_answers(conn, &issuer, &named)?;
             let project = uuid::Uuid::parse_str(&issuer)
                 .map_err(|e| Error::Internal(format!("stored issuer is not a UUID: {e}")))?;

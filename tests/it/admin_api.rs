@@ -385,7 +385,8 @@ fn store_claim(
     diesel::insert_into(idempotency_keys::table)
         .values((
             idempotency_keys::issuer.eq(keys.id.as_str()),
-            idempotency_keys::key.eq(key),
+            // As a caller with the secret's key is stored.
+            idempotency_keys::key.eq(format!("s:{key}")),
             idempotency_keys::fingerprint.eq(fingerprint),
             idempotency_keys::started_at.eq(started_at),
             idempotency_keys::status.eq(answer.map(|a| a.0)),
@@ -2007,7 +2008,7 @@ struct Creator {
 impl Creator {
     fn req(&self, keys: &Keys, body: &Value) -> Req {
         match self.api {
-            Api::V0 => Req::post("/api/v0/user/create").key_id(&keys.id).json(body),
+            Api::V0 => Req::post("/api/v0/user/create").keys(keys).json(body),
             Api::V2 if self.name == "v2 accounts" => post(keys, "/v2/accounts", body),
             Api::V2 => post(keys, "/v2/users", body),
             Api::Admin => post(keys, "/admin/v1/users", body),
@@ -2139,7 +2140,7 @@ async fn retries_get_the_first_answer_on_every_create(backend: Backend) {
     let reply = call(
         &svc,
         &Req::post("/api/v0/user/create?x=1")
-            .key_id(&keys.id)
+            .keys(&keys)
             .json(&routes[0].body)
             .header("Idempotency-Key", "key-v0-create"),
     )
@@ -2178,7 +2179,8 @@ async fn a_retried_v0_create_gets_its_user_back(backend: Backend) {
     assert_eq!(app.count_users(&keys.id), 1);
     let rows = idempotency_rows(&app, &keys);
     let id = first.json()["ID"].as_str().unwrap().to_owned();
-    assert_eq!(rows, [("b1d4c0a2-retry".to_owned(), Some(200), Some(id))]);
+    // Stored under the app's (key id only) scope.
+    assert_eq!(rows, [("p:b1d4c0a2-retry".to_owned(), Some(200), Some(id))]);
 }
 
 async fn idempotency_keys_belong_to_their_project(backend: Backend) {
@@ -2355,7 +2357,7 @@ async fn v2_retries_may_differ_in_the_password_only(backend: Backend) {
     let mut conn = app.state.pool.get().unwrap();
     let (fingerprint, stored): (Vec<u8>, Option<Vec<u8>>) = idempotency_keys::table
         .filter(idempotency_keys::issuer.eq(keys.id.as_str()))
-        .filter(idempotency_keys::key.eq("pw-key"))
+        .filter(idempotency_keys::key.eq("s:pw-key"))
         .select((idempotency_keys::fingerprint, idempotency_keys::body))
         .first(conn.conn())
         .unwrap();
@@ -2421,7 +2423,7 @@ async fn a_running_key_answers_409_with_retry_after(backend: Backend) {
     );
     assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
     let v0_req = Req::post("/api/v0/user/create")
-        .key_id(&keys.id)
+        .keys(&keys)
         .json(&v0_body)
         .header("Idempotency-Key", "running-v0");
     let reply = call(&svc, &v0_req).await;
@@ -2554,8 +2556,9 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
     let long_ttl = 24 * 10_000;
 
     let round = |at: NaiveDateTime, retention: u32, ttl_hours: u32| {
-        let mut conn = app.state.pool.get().expect("connection");
-        janitor::round(conn.conn(), at, retention, ttl_hours).expect("a round")
+        let (done, failed) = janitor::round(&app.state.pool, at, retention, ttl_hours);
+        assert!(failed.is_none(), "{failed:?}");
+        done
     };
     // Retention 0: never, however old.
     assert_eq!(round(now + day * 1000, 0, long_ttl), Round::default());
@@ -2569,7 +2572,8 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
         round(now + day * 31, 30, long_ttl),
         Round {
             users_purged: 1,
-            answers_expired: 0
+            answers_expired: 0,
+            answers_orphaned: 0,
         }
     );
     let mut left: Vec<String> = app
@@ -2591,7 +2595,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
         .into_iter()
         .map(|(key, _, _)| key)
         .collect();
-    assert_eq!(keys_left, ["fresh-key"]);
+    assert_eq!(keys_left, ["s:fresh-key"]);
     // Recorded, by the retention.
     let events = audit_events(&svc, &keys).await;
     let purge = &events[0];
@@ -2624,7 +2628,8 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
         round(now + chrono::Duration::hours(25), 30, 24),
         Round {
             users_purged: 0,
-            answers_expired: 1
+            answers_expired: 1,
+            answers_orphaned: 0,
         }
     );
     assert!(idempotency_rows(&app, &keys).is_empty());
@@ -2752,7 +2757,70 @@ async fn links_replace_a_percent_encoded_cursor(backend: Backend) {
     }
 }
 
+/// A stored answer whose user went away without it (the moment between a create and a purge
+/// of what it made) is forgotten by the next upkeep round; an app's key and a server's key are
+/// apart, and a refused body frees its key for the corrected retry.
+async fn stored_answers_follow_what_they_name(backend: Backend) {
+    let app = new_app(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let body = json!({"identifier": "orphan@x.io"});
+    let create = post(&keys, "/admin/v1/users", &body).header("Idempotency-Key", "k1");
+    let made = call(&svc, &create).await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let id = made.json()["id"].as_str().unwrap().to_owned();
+    // The user goes by a path that does not know of the answer.
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        diesel::delete(cotterd::db::schema::users::table.find(&id))
+            .execute(conn.conn())
+            .unwrap();
+    }
+    assert_eq!(idempotency_rows(&app, &keys).len(), 1);
+    let (done, failed) = janitor::round(&app.state.pool, cotterd::time::now(), 30, 24);
+    assert!(failed.is_none(), "{failed:?}");
+    assert_eq!(done.answers_orphaned, 1);
+    assert!(idempotency_rows(&app, &keys).is_empty());
+
+    // The same key from an app (key id only) and from a server (both keys): two requests.
+    let v0 = |key: &str, with_secret: bool| {
+        let req = Req::post("/api/v0/user/create").header("Idempotency-Key", key);
+        let req = if with_secret {
+            req.keys(&keys)
+        } else {
+            req.key_id(&keys.id)
+        };
+        req.json(&json!({"identifier": format!("{key}-{with_secret}@x.io")}))
+    };
+    assert_eq!(
+        call(&svc, &v0("shared", false)).await.status,
+        StatusCode::OK
+    );
+    let server = call(&svc, &v0("shared", true)).await;
+    assert_eq!(server.status, StatusCode::OK, "{}", server.body);
+    assert_eq!(replayed(&server), None);
+
+    // A refused body keeps nothing: the corrected request with the same key runs.
+    let bad = post(&keys, "/admin/v1/users", &json!({"identifier": ""}))
+        .header("Idempotency-Key", "fix-me");
+    assert_eq!(
+        call(&svc, &bad)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST),
+        "INVALID_REQUEST"
+    );
+    let fixed = post(
+        &keys,
+        "/admin/v1/users",
+        &json!({"identifier": "fixed@x.io"}),
+    )
+    .header("Idempotency-Key", "fix-me");
+    let reply = call(&svc, &fixed).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
 both_backends!(
+    stored_answers_follow_what_they_name,
     list_defaults_and_limits,
     list_orders_are_exact,
     list_prefix_search_is_literal_and_normalised,

@@ -9,7 +9,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -75,14 +75,22 @@ fn encode_key(key: &SortKey) -> String {
     }
 }
 
+/// Reads a cursor's order key, refusing what no stored row can hold (and a database would
+/// refuse): years outside 1–9999, control characters (NUL above all), more than a normalised
+/// identifier's 1 KiB.
 fn decode_key(raw: &str, kind: KeyKind) -> Result<SortKey> {
     match kind {
         KeyKind::Time => {
             let micros: i64 = raw.parse().map_err(|_| invalid())?;
             let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+            if !(1..=9999).contains(&at.year()) {
+                return Err(invalid());
+            }
             Ok(SortKey::Created(at.naive_utc()))
         }
-        KeyKind::Text if raw.len() <= 1024 => Ok(SortKey::Identifier(raw.to_owned())),
+        KeyKind::Text if raw.len() <= 1024 && !raw.chars().any(char::is_control) => {
+            Ok(SortKey::Identifier(raw.to_owned()))
+        }
         KeyKind::Text => Err(invalid()),
     }
 }
@@ -103,10 +111,12 @@ fn decode(raw: &str, filters: &str) -> Result<Wire> {
         return Err(invalid());
     }
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let wire: Wire = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if wire.v != 1 || !matches!(wire.d.as_str(), "a" | "b") || parse_uuid(&wire.i).is_none() {
+    let mut wire: Wire = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if wire.v != 1 || !matches!(wire.d.as_str(), "a" | "b") {
         return Err(invalid());
     }
+    // Ids are compared as stored: canonical, lower case.
+    wire.i = parse_uuid(&wire.i).ok_or_else(invalid)?.to_string();
     if wire.f != filters {
         return Err(mismatch());
     }
@@ -137,4 +147,42 @@ pub fn start(raw: Option<&str>, filters: &str, kind: KeyKind) -> Result<Start> {
         "a" => Start::After(position),
         _ => Start::Before(position),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forged(k: &str, i: &str) -> String {
+        let wire = Wire {
+            v: 1,
+            d: "a".into(),
+            k: k.into(),
+            i: i.into(),
+            f: "f".into(),
+        };
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap())
+    }
+
+    #[test]
+    fn forged_cursors_are_refused_not_sent_to_the_database() {
+        let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
+        for (k, kind) in [
+            ("a\u{0}b", KeyKind::Text),
+            ("-3155760000000000000", KeyKind::Time),
+            ("253402300800000000", KeyKind::Time),
+            ("x", KeyKind::Time),
+        ] {
+            assert!(start(Some(&forged(k, id)), "f", kind).is_err(), "{k:?}");
+        }
+        let upper = forged("1", &id.to_uppercase());
+        match start(Some(&upper), "f", KeyKind::Time).unwrap() {
+            Start::After(p) => assert_eq!(p.id, id),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            start(Some(&forged("1", id)), "g", KeyKind::Time),
+            Err(Error::Problems(p)) if p[0].code == "CURSOR_MISMATCH"
+        ));
+    }
 }

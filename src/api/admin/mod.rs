@@ -3,7 +3,7 @@
 //!
 //! Every route needs both keys, whatever the project's policy, and spends the admin budget
 //! (`RATE_LIMIT_ADMIN`). Errors are RFC 9457 problem details with a stable `code`
-//! (`error::AdminError`). Every change is recorded in the audit trail in its own transaction.
+//! (`error::AdminError`). Every change is recorded in the audit trail in the change's own transaction.
 
 mod audit;
 pub mod cursor;
