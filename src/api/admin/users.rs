@@ -9,7 +9,8 @@ use super::query::{FilterQuery, List, ListQuery};
 use super::{context, cursor, AdminBodyErrors, AdminKeyErrors, AdminUserErrors, Operator};
 use crate::api::idempotency;
 use crate::api::request::{parse_object, read_body, read_query};
-use crate::api::rules;
+// The body of the v0 create: one type, so the document holds one `CreateUser` schema.
+use crate::api::v0::CreateUser;
 use crate::auth::Caller;
 use crate::error::{AdminError, Error, ProblemBody};
 use crate::ids::UserId;
@@ -276,16 +277,8 @@ pub(crate) async fn get_user(
     Ok(HttpResponse::Ok().json(AdminUserJson::try_from(user)?))
 }
 
-/// Body of `POST /admin/v1/users`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    #[schema(schema_with = rules::identifier_schema)]
-    pub identifier: String,
-}
-
-/// `POST /admin/v1/users`: creates a user (the v0 create's rules). Send an `Idempotency-Key`
-/// to make a retry safe.
+/// `POST /admin/v1/users` `{"identifier": "..."}`: creates a user (the v0 create's body and
+/// rules). Send an `Idempotency-Key` to make a retry safe.
 #[utoipa::path(
     post,
     path = "/admin/v1/users",

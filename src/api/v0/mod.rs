@@ -5,6 +5,8 @@
 
 mod users;
 
+pub use users::CreateUser;
+
 use actix_web::http::Method;
 use utoipa::OpenApi;
 
