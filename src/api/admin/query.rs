@@ -94,7 +94,8 @@ fn instant(name: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>> {
     .transpose()
 }
 
-fn flag(name: &str, raw: Option<&str>) -> Result<bool> {
+/// Reads a `true`/`false` parameter (`false` when absent).
+pub fn flag(name: &str, raw: Option<&str>) -> Result<bool> {
     match raw {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),

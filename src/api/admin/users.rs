@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::query::{FilterQuery, List, ListQuery};
+use super::query::{flag, FilterQuery, List, ListQuery};
 use super::{context, cursor, AdminBodyErrors, AdminKeyErrors, AdminUserErrors, Operator};
 use crate::api::idempotency;
 use crate::api::request::{parse_object, read_body, read_query};
@@ -162,25 +162,23 @@ pub(crate) async fn list_users(
 ) -> Result<HttpResponse> {
     let list: List = read_query::<ListQuery>(&req)?.list()?;
     let project = caller.into_project();
-    let (page, total) = {
-        let list_ref = (
-            list.filter.clone(),
+    // The list goes into the database closure and comes back with the page.
+    let (list, page, total) = db::run(&state.pool, move |conn| {
+        let page = admin::page(
+            conn,
+            project.id(),
+            &list.filter,
             list.order,
-            list.start.clone(),
+            &list.start,
             list.limit,
-        );
-        let include_total = list.include_total;
-        db::run(&state.pool, move |conn| {
-            let (filter, order, start, limit) = list_ref;
-            let page = admin::page(conn, project.id(), &filter, order, &start, limit)?;
-            let total = match include_total {
-                true => Some(admin::count(conn, project.id(), &filter)?),
-                false => None,
-            };
-            Ok((page, total))
-        })
-        .await?
-    };
+        )?;
+        let total = match list.include_total {
+            true => Some(admin::count(conn, project.id(), &list.filter)?),
+            false => None,
+        };
+        Ok((list, page, total))
+    })
+    .await?;
     let position = |user: Option<&AdminUser>| user.map(|u| Position::of(&u.user, list.order));
     let (first, last) = (position(page.users.first()), position(page.users.last()));
     // `more` counts in the direction read: after the last row when paging forward, before
@@ -349,13 +347,7 @@ pub(crate) async fn delete_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
     let query: DeleteQuery = read_query(&req)?;
-    let purge = match query.purge.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(Error::problem("INVALID_PARAMETER", "purge must be true or false").into())
-        }
-    };
+    let purge = flag("purge", query.purge.as_deref())?;
     let id = user_id(&path)?;
     let context = context(&caller, &req);
     let project = caller.into_project();
