@@ -150,6 +150,13 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=720))]
     pub idempotency_ttl_hours: u32,
 
+    /// How far the `timestamp` of a signed login approval (`POST /api/v0/event/create`) may be
+    /// from the server's clock, in seconds; an accepted approval is refused if sent again
+    /// within twice this time.
+    #[arg(long, env = "EVENT_MAX_SKEW_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub event_max_skew_secs: u64,
+
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

@@ -65,12 +65,22 @@ pub enum Error {
     /// 409: the first request with this `Idempotency-Key` is still running; retry shortly.
     #[error("a request with this Idempotency-Key is still running; retry shortly")]
     IdempotencyKeyInUse,
+    /// 429: the user's PIN or password is locked after failed checks; retry after this many
+    /// seconds.
+    #[error("too many failed attempts; retry after {0} s")]
+    TooManyAttempts(u64),
     /// 404: no such route, project or secret.
     #[error("{0}")]
     NotFound(&'static str),
     /// 409: a row with this key exists already.
     #[error("{0}")]
     Conflict(&'static str),
+    /// 401: a password check failed (a wrong password, or no such user: the same answer).
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// 403: a credential sent to change or remove a method is wrong.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 401: missing or invalid API keys.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -118,7 +128,8 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Invalid(_) | Error::Problems(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized(_) | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -131,7 +142,7 @@ impl Error {
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited(_) | Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,7 +153,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::Unavailable | Error::IdempotencyKeyInUse => Some(RETRY_AFTER_SECS),
-            Error::RateLimited(secs) => Some(*secs),
+            Error::RateLimited(secs) | Error::TooManyAttempts(secs) => Some(*secs),
             _ => None,
         }
     }
@@ -178,9 +189,12 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::Unauthorized(_) => "UNAUTHORIZED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::InvalidCredentials => "INVALID_CREDENTIALS",
             Error::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Error::RequestTimeout => "REQUEST_TIMEOUT",
             Error::RateLimited(_) => "RATE_LIMITED",
+            Error::TooManyAttempts(_) => "TOO_MANY_ATTEMPTS",
             Error::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
             Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
             Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",

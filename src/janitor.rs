@@ -1,13 +1,13 @@
 //! The server's own upkeep, run every few minutes on each instance: purging users deleted more
 //! than `DELETED_USER_RETENTION_DAYS` ago, and stored idempotent answers older than
-//! `IDEMPOTENCY_TTL_HOURS`. Every step is a conditional delete, so instances running it at the
+//! `IDEMPOTENCY_TTL_HOURS`, and accepted login signatures too old to be replayed. Every step is a conditional delete, so instances running it at the
 //! same time do each row once.
 
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::users::admin;
-use crate::{db, idempotency, time, AppState};
+use crate::{db, events, idempotency, time, AppState};
 
 /// How often the upkeep runs.
 const EVERY: Duration = Duration::from_secs(600);
@@ -20,6 +20,7 @@ pub struct Round {
     pub users_purged: usize,
     pub answers_expired: usize,
     pub answers_orphaned: usize,
+    pub signatures_forgotten: usize,
 }
 
 /// One round of upkeep on `pool`'s database at `now`: each step on a connection of its own for
@@ -30,6 +31,7 @@ pub fn round(
     now: chrono::NaiveDateTime,
     retention_days: u32,
     idempotency_ttl_hours: u32,
+    event_skew_secs: u64,
 ) -> (Round, Option<Error>) {
     let mut done = Round::default();
     let mut failed = None;
@@ -59,6 +61,10 @@ pub fn round(
         Ok(n) => done.answers_orphaned = n,
         Err(err) => failed = Some(err),
     }
+    match db::with_conn(pool, |conn| events::forget_used(conn, now, event_skew_secs)) {
+        Ok(n) => done.signatures_forgotten = n,
+        Err(err) => failed = Some(err),
+    }
     (done, failed)
 }
 
@@ -68,13 +74,15 @@ pub fn spawn(state: AppState) {
     actix_web::rt::spawn(async move {
         actix_web::rt::time::sleep(Duration::from_secs(60)).await;
         loop {
-            let (retention, ttl) = (
+            let (retention, ttl, skew) = (
                 state.settings.deleted_user_retention_days,
                 state.settings.idempotency_ttl_hours,
+                state.settings.event_max_skew_secs,
             );
             let pool = state.pool.clone();
             let ran =
-                actix_web::web::block(move || round(&pool, time::now(), retention, ttl)).await;
+                actix_web::web::block(move || round(&pool, time::now(), retention, ttl, skew))
+                    .await;
             match ran {
                 Ok((done, failed)) => {
                     if done != Round::default() {

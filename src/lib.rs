@@ -5,15 +5,18 @@
 
 pub mod accounts;
 pub mod api;
+pub mod attempts;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod idempotency;
 pub mod ids;
 pub mod janitor;
 pub mod limits;
+pub mod methods;
 pub mod metrics;
 pub mod passwords;
 pub mod projects;

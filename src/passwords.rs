@@ -44,13 +44,7 @@ pub fn hash_now(password: &str) -> Result<String> {
 
 /// Whether `password` (normalised as at creation) matches a stored PHC string.
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|hash| {
-            argon2()
-                .verify_password(normalize(password).as_bytes(), &hash)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    verify_normalized(&normalize(password), phc)
 }
 
 /// Runs hashes at most `concurrency` at a time, with at most `queue` more waiting; past that a
@@ -130,6 +124,37 @@ impl Hasher {
     /// Normalises and hashes a password on the blocking pool, waiting for a free hashing slot;
     /// `Error::Unavailable` when the queue is full.
     pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = normalize(password);
+        self.run(move || hash_now(&password)).await?
+    }
+
+    /// Checks a password (or PIN) against a stored PHC string through the same queue, so that
+    /// checks are bounded as hashes are. With no stored hash (an unknown user) it does the same
+    /// work against a dummy hash and answers no, so that the two cannot be told apart by time.
+    pub async fn verify(&self, password: &str, phc: Option<String>) -> Result<Check> {
+        let password = normalize(password);
+        self.run(move || match phc {
+            Some(phc) => {
+                let matches = verify_normalized(&password, &phc);
+                Check {
+                    matches,
+                    stale: matches && needs_rehash(&phc),
+                }
+            }
+            None => {
+                verify_normalized(&password, dummy_hash());
+                Check {
+                    matches: false,
+                    stale: false,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs one slow job on the blocking pool once a hashing slot is free; `Unavailable` when
+    /// the queue is full.
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let taken = self
             .in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -150,16 +175,59 @@ impl Hasher {
             .acquire_owned()
             .await
             .map_err(|_| Error::Internal("password hasher closed".into()))?;
-        let password = normalize(password);
         let (running, peak_running) = (self.running.clone(), self.peak_running.clone());
-        actix_web::web::block(move || {
+        Ok(actix_web::web::block(move || {
             // Held by the job itself, released when the hash is done, not when the request is;
             // dropped in this order, so the slot is counted free before it is handed on.
             let _held = (Counted::enter(&running, &peak_running), permit, place);
-            hash_now(&password)
+            job()
         })
-        .await?
+        .await?)
     }
+}
+
+/// What a check found: whether the secret matches, and whether its stored hash should be
+/// replaced by one in the current scheme and parameters (`stale`, only when it matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    pub matches: bool,
+    pub stale: bool,
+}
+
+/// Whether a normalised secret matches a stored PHC string of any argon2 variant and
+/// parameters (the string's own are used).
+fn verify_normalized(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Whether a stored hash is in another scheme, version or parameters than [`hash_now`] writes.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let current = Params::try_from(&hash)
+        .ok()
+        .map(|p| (p.m_cost(), p.t_cost(), p.p_cost()));
+    hash.algorithm != Algorithm::Argon2id.ident()
+        || hash.version != Some(Version::V0x13.into())
+        || current != Some((MEMORY_KIB, ITERATIONS, LANES))
+}
+
+/// A hash of nothing anyone knows, in the current parameters: what an unknown user's check is
+/// run against.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        hash_now(&hex::encode(secret)).unwrap_or_default()
+    })
 }
 
 #[cfg(test)]
@@ -181,5 +249,23 @@ mod tests {
         let phc = hash_now(&normalize("ｐａｓｓｗｏｒｄ１２")).unwrap();
         assert!(verify("password12", &phc));
         assert!(!verify("garbage", "not a phc string"));
+    }
+
+    #[test]
+    fn hashes_in_other_variants_or_parameters_verify_and_are_stale() {
+        let current = hash_now("pw").unwrap();
+        assert!(!needs_rehash(&current));
+        let params = Params::new(4096, 3, 1, None).unwrap();
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d, Algorithm::Argon2id] {
+            let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+            let old = Argon2::new(algorithm, Version::V0x13, params.clone())
+                .hash_password(b"pw", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify("pw", &old), "{old}");
+            assert!(!verify("px", &old));
+            assert!(needs_rehash(&old), "{old}");
+        }
+        assert!(needs_rehash("$2b$12$notargon"));
     }
 }

@@ -13,7 +13,10 @@
 use diesel::dsl;
 use diesel::prelude::*;
 
-use crate::db::schema::{accounts, audit_events, idempotency_keys, users};
+use crate::db::schema::{
+    accounts, audit_events, credential_attempts, events, idempotency_keys, user_identifiers,
+    user_methods, users,
+};
 use crate::ids::ProjectId;
 
 /// The project's users that are not deleted: all the v0 and v2 APIs see. A soft-deleted user
@@ -52,4 +55,34 @@ pub fn idempotency_of<'a>(project: &'a ProjectId) -> _ {
 pub fn accounts_of<'a>(project: &'a ProjectId) -> _ {
     let issuer: &'a str = project.as_str();
     accounts::table.filter(accounts::issuer.eq(issuer))
+}
+
+/// The identifiers of the project's users that are not deleted.
+#[dsl::auto_type]
+pub fn identifiers_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    user_identifiers::table
+        .filter(user_identifiers::issuer.eq(issuer))
+        .filter(user_identifiers::deleted_at.is_null())
+}
+
+/// The enrolled methods of the project's users.
+#[dsl::auto_type]
+pub fn methods_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    user_methods::table.filter(user_methods::issuer.eq(issuer))
+}
+
+/// The failed-attempt counters of the project's users.
+#[dsl::auto_type]
+pub fn attempts_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    credential_attempts::table.filter(credential_attempts::issuer.eq(issuer))
+}
+
+/// The login events of the project's users.
+#[dsl::auto_type]
+pub fn events_of<'a>(project: &'a ProjectId) -> _ {
+    let issuer: &'a str = project.as_str();
+    events::table.filter(events::issuer.eq(issuer))
 }

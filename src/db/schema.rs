@@ -38,6 +38,67 @@ diesel::table! {
         last_name -> Nullable<Text>,
         kyc_id -> Nullable<Text>,
         disabled_at -> Nullable<Timestamp>,
+        client_user_id -> Text,
+    }
+}
+
+diesel::table! {
+    user_identifiers (user_id, identifier_normalized) {
+        issuer -> Text,
+        user_id -> Text,
+        identifier_normalized -> Text,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    user_methods (id) {
+        id -> Text,
+        issuer -> Text,
+        user_id -> Text,
+        method -> Text,
+        key_hash -> Text,
+        algorithm -> Nullable<Text>,
+        public_key -> Nullable<Text>,
+        pin_hash -> Nullable<Text>,
+        device_name -> Nullable<Text>,
+        device_type -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credential_attempts (user_id, credential) {
+        issuer -> Text,
+        user_id -> Text,
+        credential -> Text,
+        failures -> Integer,
+        locked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> BigInt,
+        issuer -> Text,
+        user_id -> Text,
+        client_user_id -> Text,
+        event -> Text,
+        method -> Text,
+        ip -> Text,
+        location -> Text,
+        client_timestamp -> Text,
+        approved -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    used_signatures (issuer, signature_hash) {
+        issuer -> Text,
+        signature_hash -> Text,
+        used_at -> Timestamp,
     }
 }
 
@@ -86,5 +147,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     accounts,
     audit_events,
-    idempotency_keys
+    idempotency_keys,
+    user_identifiers,
+    user_methods,
+    credential_attempts,
+    events,
+    used_signatures
 );

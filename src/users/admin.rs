@@ -14,9 +14,9 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use serde_json::json;
 
-use super::{Identifier, Profile, User};
+use super::{NewUser, Profile, User};
 use crate::audit::{self, Context};
-use crate::db::schema::{accounts, idempotency_keys, users};
+use crate::db::schema::{accounts, idempotency_keys, user_identifiers, users};
 use crate::db::{DbConn, MultiBackend};
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
@@ -342,14 +342,14 @@ pub fn get(conn: &mut DbConn, project: &ProjectId, id: &UserId) -> Result<AdminU
         .ok_or_else(|| Error::Internal("a read user went missing".into()))
 }
 
-/// Creates a user of the project (the v0 create's rules) and records it; the stored user.
+/// Creates a user of the project (made by the v0 create's rules) and records it; the stored
+/// user.
 pub fn create(
     conn: &mut DbConn,
     project: &ProjectId,
-    identifier: Identifier,
+    new: NewUser,
     context: &Context,
 ) -> Result<AdminUser> {
-    let new = super::new_user(project, identifier, time::now());
     conn.transaction(|conn| {
         let user = super::insert(conn, new)?;
         let id = UserId::parse(&user.id)
@@ -364,6 +364,25 @@ pub fn create(
         )?;
         get(conn, project, &id)
     })
+}
+
+/// Marks the user's identifiers deleted (`Some`) or live again (`None`), as its row: a restore
+/// whose identifier a live user took meanwhile is `IdentifierTaken` (the index decides).
+fn mirror_deletion(
+    conn: &mut DbConn,
+    project: &ProjectId,
+    id: &UserId,
+    deleted_at: Option<NaiveDateTime>,
+) -> Result<()> {
+    diesel::update(
+        user_identifiers::table
+            .filter(user_identifiers::issuer.eq(project.as_str()))
+            .filter(user_identifiers::user_id.eq(id.as_str())),
+    )
+    .set(user_identifiers::deleted_at.eq(deleted_at))
+    .execute(conn)
+    .map_err(super::taken)?;
+    Ok(())
 }
 
 /// Takes the row lock of the project's user (a write that changes nothing) so that concurrent
@@ -395,6 +414,7 @@ pub fn soft_delete(
             diesel::update(scope::every_user_of(project).filter(users::id.eq(id.as_str())))
                 .set((users::deleted_at.eq(now), users::updated_at.eq(now)))
                 .execute(conn)?;
+            mirror_deletion(conn, project, id, Some(now))?;
             audit::record_user(
                 conn,
                 project,
@@ -427,6 +447,7 @@ pub fn restore(
                 ))
                 .execute(conn)
                 .map_err(super::taken)?;
+            mirror_deletion(conn, project, id, None)?;
             audit::record_user(
                 conn,
                 project,

@@ -12,7 +12,7 @@ pub struct UserJson {
     /// The user's id (a UUID; the nil UUID for no user).
     #[serde(rename = "ID")]
     pub id: String,
-    /// The same UUID.
+    /// The app's own id for the user, or the same UUID when it gave none.
     pub client_user_id: String,
     /// RFC 3339 UTC, e.g. `2020-08-01T05:55:57.4803Z`.
     pub created_at: String,
@@ -23,8 +23,9 @@ pub struct UserJson {
     /// `PIN`, `BIOMETRIC`, `TRUSTED_DEVICE`, `WEBAUTHN`.
     pub enrolled: Vec<String>,
     pub identifier: String,
-    /// Always null for now.
-    #[schema(value_type = Option<Object>)]
+    /// Every identifier of the user, primary first, when it was created with a list
+    /// (`identifiers`); null otherwise.
+    #[schema(value_type = Option<Vec<String>>)]
     pub identifiers: Option<serde_json::Value>,
     /// The project's API_KEY_ID.
     pub issuer: String,
@@ -76,7 +77,7 @@ impl TryFrom<User> for UserJson {
                 ))
             })?;
         Ok(UserJson {
-            client_user_id: user.id.clone(),
+            client_user_id: user.client_user_id,
             id: user.id,
             created_at: time::format(user.created_at),
             default_method: user.default_method,
@@ -117,6 +118,7 @@ mod tests {
             updated_at: time::now(),
             deleted_at: None,
             disabled_at: None,
+            client_user_id: "67e55044-10b1-426f-9247-bb680e5fe0c8".into(),
         };
         assert!(UserJson::try_from(user.clone()).is_ok());
         for enrolled in ["", "{", "[1]", "null", "\"PIN\""] {

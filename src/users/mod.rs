@@ -12,7 +12,7 @@ pub use json::UserJson;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::users;
+use crate::db::schema::{user_identifiers, users};
 use crate::db::DbConn;
 use crate::error::{Error, Result};
 use crate::ids::{ProjectId, UserId};
@@ -41,6 +41,9 @@ pub struct User {
     pub deleted_at: Option<NaiveDateTime>,
     /// When the admin API disabled the user (it then may not open accounts).
     pub disabled_at: Option<NaiveDateTime>,
+    /// The app's own id for the user (Cotter's `client_user_id`); the user's id when the app
+    /// gave none.
+    pub client_user_id: String,
 }
 
 /// A user about to be stored. Only [`new_user`] makes one, so its `issuer` is the project it
@@ -59,9 +62,34 @@ pub struct NewUser {
     updated_at: NaiveDateTime,
     deleted_at: Option<NaiveDateTime>,
     disabled_at: Option<NaiveDateTime>,
+    client_user_id: String,
+    /// Every identifier's normalised form, the primary one first (rows of `user_identifiers`).
+    #[diesel(skip_insertion)]
+    all_identifiers: Vec<String>,
 }
 
 impl NewUser {
+    /// Gives the user the app's own id (`client_user_id`) instead of its own.
+    pub fn with_client_user_id(mut self, client_user_id: ClientUserId) -> Self {
+        self.client_user_id = client_user_id.0;
+        self
+    }
+
+    /// Gives the user further identifiers besides its primary one (which may be among them):
+    /// each finds the user, and none may be another live user's. The User object lists them as
+    /// given, primary first.
+    pub fn with_identifiers(mut self, more: Vec<Identifier>) -> Self {
+        let mut given = vec![self.identifier.clone()];
+        for identifier in more {
+            if !self.all_identifiers.contains(&identifier.normalized) {
+                self.all_identifiers.push(identifier.normalized);
+                given.push(identifier.given);
+            }
+        }
+        self.identifiers = serde_json::to_string(&given).ok();
+        self
+    }
+
     /// The id it is stored under.
     pub fn id(&self) -> &str {
         &self.id
@@ -81,14 +109,46 @@ impl NewUser {
             updated_at: self.updated_at,
             deleted_at: self.deleted_at,
             disabled_at: self.disabled_at,
+            client_user_id: self.client_user_id,
         }
+    }
+}
+
+/// The app's own id for a user (Cotter's `client_user_id`): 1 to 200 characters, none of them
+/// a control character or white space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUserId(String);
+
+/// Longest `client_user_id` accepted, in characters.
+pub const MAX_CLIENT_USER_ID_CHARS: usize = 200;
+
+impl ClientUserId {
+    /// Checks an app's user id; `""` is no id (`None`), as Cotter's iOS SDK sends it.
+    pub fn parse(raw: &str) -> Result<Option<Self>> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.chars().count() > MAX_CLIENT_USER_ID_CHARS {
+            return Err(Error::Invalid(format!(
+                "client_user_id must be at most {MAX_CLIENT_USER_ID_CHARS} characters"
+            )));
+        }
+        if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::Invalid(
+                "client_user_id must not contain spaces or control characters".into(),
+            ));
+        }
+        Ok(Some(ClientUserId(raw.to_owned())))
     }
 }
 
 /// A new user of `project` created at `now`, not yet stored.
 pub fn new_user(project: &ProjectId, identifier: Identifier, now: NaiveDateTime) -> NewUser {
+    let id = UserId::generate().into_string();
     NewUser {
-        id: UserId::generate().into_string(),
+        client_user_id: id.clone(),
+        all_identifiers: vec![identifier.normalized.clone()],
+        id,
         issuer: project.as_str().to_owned(),
         identifier: identifier.given,
         identifier_normalized: identifier.normalized,
@@ -126,29 +186,53 @@ pub struct NewProfileUser {
 
 /// The unique index's verdict on a taken identifier, as the domain error: the index decides,
 /// so concurrent creates leave one row.
-fn taken(err: diesel::result::Error) -> Error {
+pub(crate) fn taken(err: diesel::result::Error) -> Error {
     match Error::from(err) {
         Error::Conflict(_) => Error::IdentifierTaken,
         other => other,
     }
 }
 
-/// Stores a new user (`IdentifierTaken` when the identifier is taken); the stored row.
+/// Stores the user's identifiers, each unique among the project's live users' (the index of
+/// `user_identifiers` decides, across primary and further identifiers alike).
+fn insert_identifiers(conn: &mut DbConn, user: &NewUser) -> Result<()> {
+    // One row at a time: a user has few identifiers (most have one), and a batch insert of
+    // several rows is not available over both backends at once.
+    for normalized in &user.all_identifiers {
+        diesel::insert_into(user_identifiers::table)
+            .values((
+                user_identifiers::issuer.eq(&user.issuer),
+                user_identifiers::user_id.eq(&user.id),
+                user_identifiers::identifier_normalized.eq(normalized),
+            ))
+            .execute(conn)
+            .map_err(taken)?;
+    }
+    Ok(())
+}
+
+/// Stores a new user (`IdentifierTaken` when an identifier or the `client_user_id` is taken);
+/// the stored row.
 pub fn insert(conn: &mut DbConn, user: NewUser) -> Result<User> {
-    diesel::insert_into(users::table)
-        .values(&user)
-        .execute(conn)
-        .map_err(taken)?;
+    conn.transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values(&user)
+            .execute(conn)
+            .map_err(taken)?;
+        insert_identifiers(conn, &user)
+    })?;
     Ok(user.into_user())
 }
 
 /// Stores a new user with a profile (`IdentifierTaken` when the identifier is taken).
 pub fn insert_with_profile(conn: &mut DbConn, row: &NewProfileUser) -> Result<()> {
-    diesel::insert_into(users::table)
-        .values(row)
-        .execute(conn)
-        .map_err(taken)?;
-    Ok(())
+    conn.transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values(row)
+            .execute(conn)
+            .map_err(taken)?;
+        insert_identifiers(conn, &row.user)
+    })
 }
 
 /// Whether the project already has a user with this identifier (an index probe, no row read).
@@ -157,23 +241,54 @@ pub fn identifier_taken(
     project: &ProjectId,
     identifier: &Identifier,
 ) -> Result<bool> {
-    let same = scope::users_of(project)
-        .filter(users::identifier_normalized.eq(&identifier.normalized))
-        .select(users::id);
+    let same = scope::identifiers_of(project)
+        .filter(user_identifiers::identifier_normalized.eq(&identifier.normalized))
+        .select(user_identifiers::user_id);
     Ok(diesel::select(diesel::dsl::exists(same)).get_result(conn)?)
 }
 
-/// The project's user with this identifier, if any.
+/// The project's user with this identifier, primary or further, if any.
 pub fn find_by_identifier(
     conn: &mut DbConn,
     project: &ProjectId,
     identifier: &Identifier,
 ) -> Result<Option<User>> {
-    Ok(scope::users_of(project)
+    // Most lookups name a primary identifier: one index probe of `users`. Only a miss asks the
+    // table of every identifier.
+    let primary = scope::users_of(project)
         .filter(users::identifier_normalized.eq(&identifier.normalized))
         .select(User::as_select())
         .first(conn)
+        .optional()?;
+    if primary.is_some() {
+        return Ok(primary);
+    }
+    let owner = scope::identifiers_of(project)
+        .filter(user_identifiers::identifier_normalized.eq(&identifier.normalized))
+        .select(user_identifiers::user_id);
+    Ok(scope::users_of(project)
+        .filter(users::id.eq_any(owner))
+        .select(User::as_select())
+        .first(conn)
         .optional()?)
+}
+
+/// The project's user named by either of its ids, as Cotter's SDKs pass them in paths: the
+/// app's `client_user_id` first, then the user's own id. `UserNotFound` when neither matches
+/// (another project's user included).
+pub fn find_by_any_id(conn: &mut DbConn, project: &ProjectId, raw: &str) -> Result<User> {
+    let by_client_id = scope::users_of(project)
+        .filter(users::client_user_id.eq(raw))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(user) = by_client_id {
+        return Ok(user);
+    }
+    match UserId::parse(raw) {
+        Some(id) => get(conn, project, &id),
+        None => Err(Error::UserNotFound),
+    }
 }
 
 /// The project's user with this id; `UserNotFound` for another project's user too.
@@ -240,6 +355,7 @@ pub fn list_page(conn: &mut DbConn, project: &ProjectId, page: i64) -> Result<Ve
             users::updated_at,
             users::deleted_at,
             users::disabled_at,
+            users::client_user_id,
         )))
         .load(conn)?)
 }

@@ -2556,7 +2556,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
     let long_ttl = 24 * 10_000;
 
     let round = |at: NaiveDateTime, retention: u32, ttl_hours: u32| {
-        let (done, failed) = janitor::round(&app.state.pool, at, retention, ttl_hours);
+        let (done, failed) = janitor::round(&app.state.pool, at, retention, ttl_hours, 300);
         assert!(failed.is_none(), "{failed:?}");
         done
     };
@@ -2574,6 +2574,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             users_purged: 1,
             answers_expired: 0,
             answers_orphaned: 0,
+            signatures_forgotten: 0,
         }
     );
     let mut left: Vec<String> = app
@@ -2630,6 +2631,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             users_purged: 0,
             answers_expired: 1,
             answers_orphaned: 0,
+            signatures_forgotten: 0,
         }
     );
     assert!(idempotency_rows(&app, &keys).is_empty());
@@ -2777,7 +2779,7 @@ async fn stored_answers_follow_what_they_name(backend: Backend) {
             .unwrap();
     }
     assert_eq!(idempotency_rows(&app, &keys).len(), 1);
-    let (done, failed) = janitor::round(&app.state.pool, cotterd::time::now(), 30, 24);
+    let (done, failed) = janitor::round(&app.state.pool, cotterd::time::now(), 30, 24, 300);
     assert!(failed.is_none(), "{failed:?}");
     assert_eq!(done.answers_orphaned, 1);
     assert!(idempotency_rows(&app, &keys).is_empty());

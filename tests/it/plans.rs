@@ -22,24 +22,26 @@ fn populate(app: &TestApp, issuers: [&str; 2]) {
         let sql = match app.db.backend {
             Backend::Postgres => format!(
                 "INSERT INTO users (id, issuer, identifier, identifier_normalized, enrolled, \
-                     created_at, updated_at, deleted_at, disabled_at) \
+                     created_at, updated_at, deleted_at, disabled_at, client_user_id) \
                  SELECT md5('{p}-' || n)::uuid::text, '{issuer}', 'User' || n || '@x.io', \
                      'user' || n || '@x.io', '[]', \
                      timestamp '2026-01-01' + n * interval '1 second', \
                      timestamp '2026-01-01', \
                      CASE WHEN n % 10 = 0 THEN timestamp '2026-02-01' END, \
-                     CASE WHEN n % 7 = 0 THEN timestamp '2026-02-01' END \
+                     CASE WHEN n % 7 = 0 THEN timestamp '2026-02-01' END, \
+                     md5('{p}-' || n)::uuid::text \
                  FROM generate_series(1, {users}) AS n"
             ),
             Backend::Sqlite => format!(
                 "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {users}) \
                  INSERT INTO users (id, issuer, identifier, identifier_normalized, enrolled, \
-                     created_at, updated_at, deleted_at, disabled_at) \
+                     created_at, updated_at, deleted_at, disabled_at, client_user_id) \
                  SELECT printf('%08x-0000-4000-8000-%012x', {p}, n), '{issuer}', \
                      'User' || n || '@x.io', 'user' || n || '@x.io', '[]', \
                      datetime('2026-01-01', '+' || n || ' seconds'), '2026-01-01 00:00:00', \
                      CASE WHEN n % 10 = 0 THEN '2026-02-01 00:00:00' END, \
-                     CASE WHEN n % 7 = 0 THEN '2026-02-01 00:00:00' END \
+                     CASE WHEN n % 7 = 0 THEN '2026-02-01 00:00:00' END, \
+                     printf('%08x-0000-4000-8000-%012x', {p}, n) \
                  FROM s; ANALYZE;"
             ),
         };

@@ -7,6 +7,7 @@
 
 mod audit;
 pub mod cursor;
+mod events;
 mod query;
 mod users;
 
@@ -46,6 +47,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         Endpoint::new(Method::POST, "/admin/v1/users/{user_id}/enable", |r| {
             r.to(users::enable_user)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/users/{user_id}/events", |r| {
+            r.to(events::list_user_events)
         }),
         Endpoint::new(Method::GET, "/admin/v1/audit", |r| r.to(audit::list_events)),
         Endpoint::new(Method::GET, "/admin/v1/stats/signups", |r| {
@@ -109,6 +113,7 @@ error_set!(
 /// The admin operations of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(paths(
+    events::list_user_events,
     users::list_users,
     users::create_user,
     users::count_users,

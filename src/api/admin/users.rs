@@ -15,7 +15,6 @@ use crate::auth::Caller;
 use crate::error::{AdminError, Error, ProblemBody};
 use crate::ids::UserId;
 use crate::users::admin::{self, AdminUser, Position, Start, Status};
-use crate::users::Identifier;
 use crate::{db, time, AppState};
 
 type Result<T, E = AdminError> = std::result::Result<T, E>;
@@ -302,11 +301,11 @@ pub(crate) async fn create_user(
     let project = caller.into_project();
     idempotency::once(&req, &state, &project, &body, async {
         let create: CreateUser = parse_object(&body)?;
-        let identifier = Identifier::parse(&create.identifier)?;
+        let new = create.into_new_user(project.id())?;
         let context = context(&project, &req);
         let creator = project.clone();
         let user = db::run(&state.pool, move |conn| {
-            admin::create(conn, creator.id(), identifier, &context)
+            admin::create(conn, creator.id(), new, &context)
         })
         .await?;
         Ok(HttpResponse::Created().json(AdminUserJson::try_from(user)?))

@@ -3,6 +3,8 @@
 //! Wire format: Cotter's User object (`users::UserJson`) and its `{"msg", "type"}` errors
 //! (`error::CotterError`).
 
+mod events;
+mod methods;
 mod users;
 
 pub use users::CreateUser;
@@ -16,7 +18,8 @@ use crate::auth::{Credentials, Policy};
 use crate::error::{CotterError, CotterErrorBody};
 use crate::limits::Budget;
 
-/// The v0 routes. `/api/v0/user/list` and `/create` come before `/{client_user_id}`.
+/// The v0 routes. `/api/v0/user/list`, `/create`, `/methods` and `/enrolled/any/…` come
+/// before the templates that would also match them.
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new(Method::POST, "/api/v0/user/create", |r| {
@@ -28,8 +31,36 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/api/v0/user", |r| {
             r.to(users::get_user_by_identifier)
         }),
+        Endpoint::new(Method::GET, "/api/v0/user/methods", |r| {
+            r.to(methods::enrolled_by_cotter_id)
+        }),
+        Endpoint::new(Method::PUT, "/api/v0/user/methods", |r| {
+            r.to(methods::update_methods_by_cotter_id)
+        }),
+        Endpoint::new(
+            Method::GET,
+            "/api/v0/user/enrolled/any/{client_user_id}/{method}",
+            |r| r.to(methods::enrolled_any),
+        ),
+        Endpoint::new(
+            Method::GET,
+            "/api/v0/user/enrolled/{client_user_id}/{method}",
+            |r| r.to(methods::enrolled_method),
+        ),
+        // The key may be standard base64, whose `/` would split it: the rest of the path.
+        Endpoint::new(
+            Method::GET,
+            "/api/v0/user/enrolled/{client_user_id}/{method}/{encKey:.+}",
+            |r| r.to(methods::enrolled_key),
+        ),
         Endpoint::new(Method::GET, "/api/v0/user/{client_user_id}", |r| {
             r.to(users::get_user)
+        }),
+        Endpoint::new(Method::PUT, "/api/v0/user/{client_user_id}", |r| {
+            r.to(methods::update_methods)
+        }),
+        Endpoint::new(Method::POST, "/api/v0/event/create", |r| {
+            r.to(events::create_event)
         }),
     ]
 }
@@ -92,5 +123,12 @@ error_set!(
     users::get_user_by_identifier,
     users::get_user,
     users::list_users,
+    methods::update_methods,
+    methods::update_methods_by_cotter_id,
+    methods::enrolled_method,
+    methods::enrolled_key,
+    methods::enrolled_any,
+    methods::enrolled_by_cotter_id,
+    events::create_event,
 ))]
 pub struct Doc;

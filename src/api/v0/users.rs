@@ -9,24 +9,72 @@ use crate::api::request::{parse_object, read_body, read_query};
 use crate::api::rules;
 use crate::auth::Caller;
 use crate::error::{CotterError, CotterErrorBody, Error};
-use crate::ids::UserId;
-use crate::users::{self, Identifier, UserJson};
+use crate::ids::ProjectId;
+use crate::users::{self, ClientUserId, Identifier, UserJson};
 use crate::{db, time, AppState};
 
 type Result<T, E = CotterError> = std::result::Result<T, E>;
 
-/// Body of `POST /api/v0/user/create`.
+/// Body of `POST /api/v0/user/create`, in each shape Cotter's SDKs send: `{"identifier"}`;
+/// iOS's `{"client_user_id", "identifier"}` (`""` meaning absent); React Native's
+/// `{"client_user_id", "identifiers": [...]}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// The primary identifier; when absent or `""`, the first of `identifiers`.
     #[schema(schema_with = rules::identifier_schema)]
-    pub identifier: String,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    /// The app's own id for the user: 1 to 200 characters without spaces or control
+    /// characters, unique in the project; absent or `""` makes it the user's `ID`.
+    #[schema(max_length = 200)]
+    #[serde(default)]
+    pub client_user_id: Option<String>,
+    /// Further identifiers (at most 10), each unique in the project and each finding the user.
+    #[schema(max_items = 10)]
+    #[serde(default)]
+    pub identifiers: Option<Vec<String>>,
+}
+
+/// Most identifiers one user may have.
+pub const MAX_IDENTIFIERS: usize = 10;
+
+impl CreateUser {
+    /// Checks the body and makes the user it asks for, for `project`.
+    pub fn into_new_user(self, project: &ProjectId) -> Result<users::NewUser, Error> {
+        let more = self.identifiers.unwrap_or_default();
+        if more.len() > MAX_IDENTIFIERS {
+            return Err(Error::Invalid(format!(
+                "identifiers may hold at most {MAX_IDENTIFIERS} identifiers"
+            )));
+        }
+        let more = more
+            .iter()
+            .map(|raw| Identifier::parse(raw))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let primary = match self.identifier.as_deref() {
+            Some(raw) if !raw.is_empty() => Identifier::parse(raw)?,
+            _ => more.first().cloned().ok_or_else(|| {
+                Error::Invalid("identifier is required (or a non-empty identifiers list)".into())
+            })?,
+        };
+        let mut user = users::new_user(project, primary, time::now());
+        if !more.is_empty() {
+            user = user.with_identifiers(more);
+        }
+        if let Some(client_user_id) =
+            ClientUserId::parse(self.client_user_id.as_deref().unwrap_or(""))?
+        {
+            user = user.with_client_user_id(client_user_id);
+        }
+        Ok(user)
+    }
 }
 
 /// `POST /api/v0/user/create`: creates a user of the caller's project.
 ///
-/// 200 with the new User; 409 `user already exist` when the identifier (after normalisation) is
-/// taken in this project; 400 for an invalid identifier or body. An `Idempotency-Key` makes a
+/// 200 with the new User; 409 `user already exist` when an identifier (after normalisation) or
+/// the `client_user_id` is taken in this project; 400 for an invalid identifier or body. An `Idempotency-Key` makes a
 /// retry safe (`api::idempotency`).
 #[utoipa::path(
     post,
@@ -57,8 +105,7 @@ pub(crate) async fn create_user(
     let project = caller.into_project();
     idempotency::once(&req, &state, &project, &body, async {
         let body: CreateUser = parse_object(&body)?;
-        let identifier = Identifier::parse(&body.identifier)?;
-        let user = users::new_user(project.id(), identifier, time::now());
+        let user = body.into_new_user(project.id())?;
         let user = db::run(&state.pool, move |conn| users::insert(conn, user)).await?;
         Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
     })
@@ -128,14 +175,14 @@ pub(crate) async fn get_user_by_identifier(
     Ok(HttpResponse::Ok().json(json))
 }
 
-/// `GET /api/v0/user/{client_user_id}`: the caller's user with this id; 404 when the project
-/// has no such user (another project's user included).
+/// `GET /api/v0/user/{client_user_id}`: the caller's user with this `client_user_id` or, failing
+/// that, this `ID`; 404 when the project has no such user (another project's user included).
 #[utoipa::path(
     get,
     path = "/api/v0/user/{client_user_id}",
     operation_id = "v0_get_user",
     tag = "v0",
-    params(("client_user_id" = String, Path, format = Uuid, description = "The user's id (a UUID); any other string is answered like an unknown id")),
+    params(("client_user_id" = String, Path, description = "The app's id for the user (`client_user_id`) or the user's `ID`")),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The user", body = UserJson),
@@ -148,9 +195,12 @@ pub(crate) async fn get_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse> {
-    let id = UserId::parse(&path).ok_or(Error::UserNotFound)?;
     let project = caller.into_project();
-    let user = db::run(&state.pool, move |conn| users::get(conn, project.id(), &id)).await?;
+    let id = path.into_inner();
+    let user = db::run(&state.pool, move |conn| {
+        users::find_by_any_id(conn, project.id(), &id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
 }
 

@@ -8,6 +8,7 @@
 mod accounts;
 mod users;
 pub mod validate;
+mod verify;
 
 use actix_web::http::Method;
 use actix_web::HttpResponse;
@@ -25,6 +26,9 @@ type V2Result = Result<HttpResponse, V2Error>;
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new(Method::POST, "/v2/users", |r| r.to(users::create_user)),
+        Endpoint::new(Method::POST, "/v2/users/verify", |r| {
+            r.to(verify::verify_password)
+        }),
         Endpoint::new(Method::GET, "/v2/users/{user_id}", |r| {
             r.to(users::get_user)
         }),
@@ -83,6 +87,7 @@ error_set!(
     users::create_user,
     users::get_user,
     users::patch_user,
+    verify::verify_password,
     accounts::open_account,
 ))]
 pub struct Doc;

@@ -27,6 +27,7 @@ pub struct UserRow {
     pub last_name: Option<String>,
     pub kyc_id: Option<String>,
     pub disabled_at: Option<NaiveDateTime>,
+    pub client_user_id: String,
 }
 
 /// An account row, every column.
