@@ -102,6 +102,9 @@ pub enum Error {
     /// 415: the body is not `application/json`.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
+    /// 501: a call the server knows but does not serve yet.
+    #[error("{0}")]
+    NotImplemented(&'static str),
     /// 503: the database (or the hashing queue) is busy or unreachable; the client should retry.
     #[error("service temporarily unavailable, retry shortly")]
     Unavailable,
@@ -144,6 +147,7 @@ impl Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited(_) | Error::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -198,6 +202,7 @@ impl Error {
             Error::HeadersTooLarge(_) => "HEADERS_TOO_LARGE",
             Error::PayloadTooLarge(_) => "BODY_TOO_LARGE",
             Error::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Error::NotImplemented(_) => "NOT_IMPLEMENTED",
             Error::Unavailable => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL_ERROR",
         };

@@ -277,13 +277,17 @@ pub fn find_by_identifier(
 /// app's `client_user_id` first, then the user's own id. `UserNotFound` when neither matches
 /// (another project's user included).
 pub fn find_by_any_id(conn: &mut DbConn, project: &ProjectId, raw: &str) -> Result<User> {
-    let by_client_id = scope::users_of(project)
-        .filter(users::client_user_id.eq(raw))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?;
-    if let Some(user) = by_client_id {
-        return Ok(user);
+    // A string no app id can be (a NUL, which PostgreSQL text cannot hold, or 10 KiB) names
+    // no user: it is not sent to the database.
+    if let Ok(Some(client_user_id)) = ClientUserId::parse(raw) {
+        let by_client_id = scope::users_of(project)
+            .filter(users::client_user_id.eq(&client_user_id.0))
+            .select(User::as_select())
+            .first(conn)
+            .optional()?;
+        if let Some(user) = by_client_id {
+            return Ok(user);
+        }
     }
     match UserId::parse(raw) {
         Some(id) => get(conn, project, &id),

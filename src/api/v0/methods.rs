@@ -458,3 +458,29 @@ pub(crate) async fn enrolled_by_cotter_id(
     )
     .await
 }
+
+/// `POST /api/v0/user/reset/{step}/{client_user_id}` (`start`, `verify`, `respond`): Cotter's
+/// PIN reset by an e-mailed code. This server sends no e-mail yet: 501 in Cotter's shape, after
+/// the keys are checked.
+#[utoipa::path(
+    post,
+    path = "/api/v0/user/reset/{step}/{client_user_id}",
+    operation_id = "v0_reset_pin",
+    tag = "v0",
+    params(
+        ("step" = String, Path, description = "`start`, `verify` or `respond` (every step answers the same)"),
+        ("client_user_id" = String, Path, description = "The app's id for the user or its `ID`"),
+    ),
+    security(("api_key_id" = [])),
+    responses(
+        (status = 501, description = "PIN reset needs e-mail delivery, which this server does not do", body = CotterErrorBody),
+        V0KeyErrors,
+    )
+)]
+pub(crate) async fn reset_pin(_caller: Caller<AppWrite>) -> Result<HttpResponse> {
+    Err(Error::NotImplemented(
+        "PIN reset by e-mail is not available on this server: it sends no e-mail. Remove the PIN \
+         with its current code, or have an operator help the user",
+    )
+    .into())
+}

@@ -59,6 +59,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::PUT, "/api/v0/user/{client_user_id}", |r| {
             r.to(methods::update_methods)
         }),
+        Endpoint::new(
+            Method::POST,
+            "/api/v0/user/reset/{step}/{client_user_id}",
+            |r| r.to(methods::reset_pin),
+        ),
         Endpoint::new(Method::POST, "/api/v0/event/create", |r| {
             r.to(events::create_event)
         }),
@@ -129,6 +134,7 @@ error_set!(
     methods::enrolled_key,
     methods::enrolled_any,
     methods::enrolled_by_cotter_id,
+    methods::reset_pin,
     events::create_event,
 ))]
 pub struct Doc;

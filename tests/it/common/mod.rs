@@ -41,6 +41,45 @@ pub enum Backend {
 
 /// The password of every test sign-up.
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A device's public key as React Native and Flutter enroll it: a raw Ed25519 key (from a fixed
+/// seed), standard base64.
+pub fn device_key() -> String {
+    use base64::Engine;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    base64::engine::general_purpose::STANDARD.encode(signing.verifying_key().to_bytes())
+}
+
+/// The `encKey` of an enrollment check for [`device_key`]: base64url of the key string.
+pub fn device_enc_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(device_key())
+}
+
+/// A body enrolling [`device_key`] as a trusted device.
+pub fn enroll_device_body() -> Value {
+    serde_json::json!({
+        "method": "TRUSTED_DEVICE",
+        "enrolled": true,
+        "code": device_key(),
+        "algorithm": "ED25519",
+    })
+}
+
+/// A signed login approval for the user named `user` whose signature is wrong: answered
+/// 200 `approved: false`, and no failed attempt of a secret.
+pub fn unsigned_event_body(user: &str) -> Value {
+    serde_json::json!({
+        "client_user_id": user,
+        "event": "LOGIN_OR_UPDATE_NAME",
+        "ip": "192.0.2.1",
+        "location": "unknown",
+        "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "method": "TRUSTED_DEVICE",
+        "code": "AAAA",
+        "approved": true,
+    })
+}
+
 /// The id of Cotter's zero user (an identifier with no user).
 pub const NIL_ID: &str = "00000000-0000-0000-0000-000000000000";
 

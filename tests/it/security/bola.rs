@@ -14,7 +14,8 @@ use crate::common::catalogue::{route_of, Route, KEYED_ROUTES};
 use crate::common::req::{call, Req};
 use crate::common::rows::Snapshot;
 use crate::common::{
-    figure, reply_id, url_encode, v2_user, Backend, Keys, Reply, TestApp, PASSWORD,
+    device_enc_key, enroll_device_body, figure, reply_id, unsigned_event_body, url_encode, v2_user,
+    Backend, Keys, Reply, TestApp, PASSWORD,
 };
 use cotterd::projects;
 use cotterd::users::normalize_identifier;
@@ -165,10 +166,52 @@ fn by_user_id(route: Route, id: &str, keys: &Keys) -> Req {
         Route::AdminEnable => {
             Req::post(format!("/admin/v1/users/{}/enable", url_encode(id))).keys(keys)
         }
+        Route::V0UpdateMethods => Req::new(Method::PUT, format!("/api/v0/user/{}", url_encode(id)))
+            .keys(keys)
+            .json(&enroll_device_body()),
+        Route::V0UpdateMethodsByCotterId => Req::new(
+            Method::PUT,
+            format!("/api/v0/user/methods?cotter_user_id={}", url_encode(id)),
+        )
+        .keys(keys)
+        .json(&enroll_device_body()),
+        Route::V0EnrolledByCotterId => Req::get(format!(
+            "/api/v0/user/methods?cotter_user_id={}&method=TRUSTED_DEVICE&public_key={}",
+            url_encode(id),
+            device_enc_key()
+        ))
+        .keys(keys),
+        Route::V0Enrolled => {
+            Req::get(format!("/api/v0/user/enrolled/{}/PIN", url_encode(id))).keys(keys)
+        }
+        Route::V0EnrolledKey => Req::get(format!(
+            "/api/v0/user/enrolled/{}/TRUSTED_DEVICE/{}",
+            url_encode(id),
+            device_enc_key()
+        ))
+        .keys(keys),
+        Route::V0EnrolledAny => Req::get(format!(
+            "/api/v0/user/enrolled/any/{}/TRUSTED_DEVICE",
+            url_encode(id)
+        ))
+        .keys(keys),
+        Route::V0ResetPin => {
+            Req::post(format!("/api/v0/user/reset/start/{}", url_encode(id))).keys(keys)
+        }
+        Route::V0Event => {
+            // One timestamp for a probe and its twin, so that their bodies differ by the id.
+            let mut body = unsigned_event_body(id);
+            body["timestamp"] = json!("1700000000");
+            Req::post("/api/v0/event/create").keys(keys).json(&body)
+        }
+        Route::AdminUserEvents => {
+            Req::get(format!("/admin/v1/users/{}/events", url_encode(id))).keys(keys)
+        }
         Route::V0Create
         | Route::V0Get
         | Route::V0List
         | Route::V2Create
+        | Route::V2Verify
         | Route::AdminList
         | Route::AdminCreate
         | Route::AdminCount
@@ -223,6 +266,20 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
                 );
             }
         }
+    }
+
+    // A's users' emails (and identifiers) with the password they were made with, checked by B:
+    // the same 401 as an email no user has.
+    for (n, identifier) in a.identifiers.iter().enumerate() {
+        let verify = |email: &str| {
+            Req::post("/v2/users/verify")
+                .keys(&b.keys)
+                .json(&json!({"email": email, "password": PASSWORD}))
+        };
+        exact(
+            verify(identifier),
+            verify(&format!("noverify{n}@example.com")),
+        );
     }
 
     // B's own user with A's ids (and A's key id as an issuer) in the body.

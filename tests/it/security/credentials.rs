@@ -18,7 +18,8 @@ use crate::common::req::{call, Req};
 use crate::common::rows::Snapshot;
 use crate::common::server::{http_bytes, start_server};
 use crate::common::{
-    figure, reply_id, url_encode, v2_user, Backend, Keys, Reply, TestApp, PASSWORD,
+    device_enc_key, enroll_device_body, figure, reply_id, unsigned_event_body, url_encode, v2_user,
+    Backend, Keys, Reply, TestApp, PASSWORD,
 };
 use cotterd::projects;
 
@@ -55,6 +56,7 @@ struct Target {
     v0_id: String,
     /// A v2 user with a kyc_id, so that accounts can be opened.
     v2_id: String,
+    v2_email: String,
     /// A user the admin API deletes and restores (both succeed in either order).
     deleted_id: String,
     /// A user the admin API disables and enables.
@@ -87,12 +89,8 @@ impl Matrix {
             let req = Req::post("/api/v0/user/create").keys(&keys);
             let v0_id =
                 reply_id(&call(&svc, &req.json(&json!({ "identifier": v0_identifier }))).await);
-            let body = v2_user(
-                &format!("reach2.{name}@example.com"),
-                PASSWORD,
-                "+15551234567",
-                "Ada",
-            );
+            let v2_email = format!("reach2.{name}@example.com");
+            let body = v2_user(&v2_email, PASSWORD, "+15551234567", "Ada");
             let v2_id = signed_up_with_kyc(&svc, &keys, &body, "kyc").await;
             let mut admin_ids = Vec::new();
             for role in ["deleted", "disabled"] {
@@ -112,6 +110,7 @@ impl Matrix {
                 v0_identifier,
                 v0_id,
                 v2_id,
+                v2_email,
             });
         }
         let mut made_up = [0u8; 32];
@@ -175,6 +174,37 @@ impl Matrix {
             }
             Route::AdminAudit => Req::get("/admin/v1/audit?limit=5"),
             Route::AdminSignups => Req::get("/admin/v1/stats/signups?days=2"),
+            Route::V0UpdateMethods => {
+                Req::new(Method::PUT, format!("/api/v0/user/{}", target.v0_id))
+                    .json(&enroll_device_body())
+            }
+            Route::V0UpdateMethodsByCotterId => Req::new(
+                Method::PUT,
+                format!("/api/v0/user/methods?cotter_user_id={}", target.v0_id),
+            )
+            .json(&enroll_device_body()),
+            Route::V0EnrolledByCotterId => Req::get(format!(
+                "/api/v0/user/methods?cotter_user_id={}&method=TRUSTED_DEVICE&public_key={}",
+                target.v0_id,
+                device_enc_key()
+            )),
+            Route::V0Enrolled => Req::get(format!("/api/v0/user/enrolled/{}/PIN", target.v0_id)),
+            Route::V0EnrolledKey => Req::get(format!(
+                "/api/v0/user/enrolled/{}/TRUSTED_DEVICE/{}",
+                target.v0_id,
+                device_enc_key()
+            )),
+            Route::V0EnrolledAny => Req::get(format!(
+                "/api/v0/user/enrolled/any/{}/TRUSTED_DEVICE",
+                target.v0_id
+            )),
+            Route::V0ResetPin => Req::post(format!("/api/v0/user/reset/start/{}", target.v0_id)),
+            Route::V0Event => {
+                Req::post("/api/v0/event/create").json(&unsigned_event_body(&target.v0_id))
+            }
+            Route::V2Verify => Req::post("/v2/users/verify")
+                .json(&json!({"email": target.v2_email, "password": PASSWORD})),
+            Route::AdminUserEvents => Req::get(format!("/admin/v1/users/{}/events", target.v0_id)),
         }
     }
 

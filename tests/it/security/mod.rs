@@ -60,8 +60,8 @@ fn is_time(s: &str) -> bool {
 
 /// Turns replies into verdicts that two runs of the same requests can be compared on: ids
 /// become stable names (the seeds' names, then `id#N` in order of first appearance), times
-/// become `<time>`, cursors `<cursor>`, secret prefixes `<secret prefix>`, a body that is not
-/// JSON becomes its content type.
+/// become `<time>`, cursors `<cursor>`, secret prefixes `<secret prefix>`, event timestamps
+/// `<timestamp>`, the seconds of a lock `<n>`, a body that is not JSON becomes its content type.
 #[derive(Default)]
 struct Normaliser {
     names: HashMap<String, String>,
@@ -89,6 +89,16 @@ impl Normaliser {
                     match v {
                         // Cursors encode ids and times.
                         Value::String(s) if key.ends_with("_cursor") => *s = "<cursor>".to_owned(),
+                        // An event's timestamp is the clock's when the request was made.
+                        Value::String(s) if key == "timestamp" => *s = "<timestamp>".to_owned(),
+                        // A lock's seconds left count down while the requests run.
+                        Value::String(s) if s.contains("retry after ") => {
+                            *s = s
+                                .split(' ')
+                                .map(|w| if w.parse::<u64>().is_ok() { "<n>" } else { w })
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                        }
                         _ => self.value(v),
                     }
                 }
