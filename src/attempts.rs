@@ -141,7 +141,11 @@ pub fn refund(
             .filter(credential_attempts::credential.eq(credential.as_str()))
             .filter(credential_attempts::failures.gt(0)),
     )
-    .set(credential_attempts::failures.eq(credential_attempts::failures - 1))
+    // A charge passes only while the credential is not locked: taking it back restores that.
+    .set((
+        credential_attempts::failures.eq(credential_attempts::failures - 1),
+        credential_attempts::locked_until.eq(None::<NaiveDateTime>),
+    ))
     .execute(conn)?;
     Ok(())
 }

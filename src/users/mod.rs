@@ -119,10 +119,19 @@ impl NewUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientUserId(String);
 
+/// Words that name fixed paths where a `client_user_id` would go (`/api/v0/user/list`,
+/// `/create`, `/methods`, `/enrolled/any/…`): a user with such an id could not be reached.
+const RESERVED_CLIENT_USER_IDS: [&str; 4] = ["list", "create", "methods", "any"];
+
 /// Longest `client_user_id` accepted, in characters.
 pub const MAX_CLIENT_USER_ID_CHARS: usize = 200;
 
 impl ClientUserId {
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Checks an app's user id; `""` is no id (`None`), as Cotter's iOS SDK sends it.
     pub fn parse(raw: &str) -> Result<Option<Self>> {
         if raw.is_empty() {
@@ -137,6 +146,12 @@ impl ClientUserId {
             return Err(Error::Invalid(
                 "client_user_id must not contain spaces or control characters".into(),
             ));
+        }
+        if RESERVED_CLIENT_USER_IDS.contains(&raw) {
+            return Err(Error::Invalid(format!(
+                "client_user_id must not be one of {RESERVED_CLIENT_USER_IDS:?}: the paths of \
+                 Cotter's calls use those words"
+            )));
         }
         Ok(Some(ClientUserId(raw.to_owned())))
     }
@@ -211,10 +226,30 @@ fn insert_identifiers(conn: &mut DbConn, user: &NewUser) -> Result<()> {
     Ok(())
 }
 
+/// An app's id that is the `ID` of another user of the project (deleted ones included) is
+/// taken: lookups by id would find that user, not this one.
+fn refuse_another_users_id(conn: &mut DbConn, user: &NewUser) -> Result<()> {
+    let Some(named) = UserId::parse(&user.client_user_id) else {
+        return Ok(());
+    };
+    if named.as_str() == user.id {
+        return Ok(());
+    }
+    let named = users::table
+        .filter(users::issuer.eq(&user.issuer))
+        .filter(users::id.eq(named.as_str()))
+        .select(users::id);
+    match diesel::select(diesel::dsl::exists(named)).get_result(conn)? {
+        true => Err(Error::IdentifierTaken),
+        false => Ok(()),
+    }
+}
+
 /// Stores a new user (`IdentifierTaken` when an identifier or the `client_user_id` is taken);
 /// the stored row.
 pub fn insert(conn: &mut DbConn, user: NewUser) -> Result<User> {
     conn.transaction(|conn| {
+        refuse_another_users_id(conn, &user)?;
         diesel::insert_into(users::table)
             .values(&user)
             .execute(conn)
@@ -274,9 +309,17 @@ pub fn find_by_identifier(
 }
 
 /// The project's user named by either of its ids, as Cotter's SDKs pass them in paths: the
-/// app's `client_user_id` first, then the user's own id. `UserNotFound` when neither matches
-/// (another project's user included).
+/// user's own id (`ID`) first, then the app's `client_user_id`. `UserNotFound` when neither
+/// matches (another project's user included).
 pub fn find_by_any_id(conn: &mut DbConn, project: &ProjectId, raw: &str) -> Result<User> {
+    // A UUID names the user with that id first: an app's id can never shadow another user's
+    // `ID` (creates refuse one that names an existing user, too).
+    if let Some(id) = UserId::parse(raw) {
+        match get(conn, project, &id) {
+            Err(Error::UserNotFound) => {}
+            found => return found,
+        }
+    }
     // A string no app id can be (a NUL, which PostgreSQL text cannot hold, or 10 KiB) names
     // no user: it is not sent to the database.
     if let Ok(Some(client_user_id)) = ClientUserId::parse(raw) {
@@ -289,10 +332,7 @@ pub fn find_by_any_id(conn: &mut DbConn, project: &ProjectId, raw: &str) -> Resu
             return Ok(user);
         }
     }
-    match UserId::parse(raw) {
-        Some(id) => get(conn, project, &id),
-        None => Err(Error::UserNotFound),
-    }
+    Err(Error::UserNotFound)
 }
 
 /// The project's user with this id; `UserNotFound` for another project's user too.

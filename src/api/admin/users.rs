@@ -76,7 +76,7 @@ impl TryFrom<AdminUser> for AdminUserJson {
             ))
         })?;
         Ok(AdminUserJson {
-            client_user_id: user.id.clone(),
+            client_user_id: user.client_user_id.clone(),
             id: user.id,
             profile: ProfileJson {
                 email: has_login.then(|| user.identifier.clone()),

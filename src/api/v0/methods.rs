@@ -161,6 +161,7 @@ async fn update(
         let algorithm = body
             .algorithm
             .as_deref()
+            .filter(|a| !a.is_empty())
             .map(Algorithm::parse)
             .transpose()?;
         let key = DeviceKey::parse(&body.code, algorithm)?;
@@ -175,6 +176,26 @@ async fn update(
         .await;
     }
     let change = body.change_code.unwrap_or(false);
+    let (reader, id) = (project_id.clone(), user_id.clone());
+    let has_pin = db::run(&state.pool, move |conn| {
+        methods::pin_hash(conn, &reader, &id)
+    })
+    .await?
+    .is_some();
+    if !body.enrolled && !has_pin {
+        // Removing what is not enrolled changes nothing, as for keys.
+        return Ok(user);
+    }
+    if body.enrolled && !change && has_pin {
+        return Err(Error::Conflict(
+            "a PIN is already enrolled: send change_code true and current_code to change it",
+        ));
+    }
+    if body.enrolled && change && !has_pin {
+        return Err(Error::Conflict(
+            "no PIN is enrolled to change: enroll one without change_code",
+        ));
+    }
     if !body.enrolled {
         // Removing a PIN needs the PIN, so that knowing the app's key id is not enough.
         if !check_pin(state, project, &user_id, &body.code).await? {
@@ -216,8 +237,9 @@ async fn update(
 /// too. 400 for an invalid method, PIN (digits only, 4–12, not one digit repeated, not a straight
 /// run) or key; 403 when `current_code` (changing) or `code` (removing a PIN) is not the
 /// enrolled PIN; 404 for no such user; 409 when a PIN is enrolled already (change it with
-/// `change_code`), the user is disabled or has 20 keys for the method; 429 while the PIN is
-/// locked after failed checks.
+/// `change_code`) or none is there to change, the user is disabled or has 20 keys for the
+/// method; 429 while the PIN is locked after failed checks. Removing what is not enrolled is a
+/// 200 that changes nothing.
 #[utoipa::path(
     put,
     path = "/api/v0/user/{client_user_id}",

@@ -21,7 +21,8 @@ type Result<T, E = CotterError> = std::result::Result<T, E>;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// The primary identifier; when absent or `""`, the first of `identifiers`.
+    /// The primary identifier; when absent or `""`, the first of `identifiers`, else the
+    /// `client_user_id`.
     #[schema(schema_with = rules::identifier_schema)]
     #[serde(default)]
     pub identifier: Option<String>,
@@ -52,19 +53,24 @@ impl CreateUser {
             .iter()
             .map(|raw| Identifier::parse(raw))
             .collect::<Result<Vec<_>, Error>>()?;
-        let primary = match self.identifier.as_deref() {
-            Some(raw) if !raw.is_empty() => Identifier::parse(raw)?,
-            _ => more.first().cloned().ok_or_else(|| {
-                Error::Invalid("identifier is required (or a non-empty identifiers list)".into())
-            })?,
+        let client_user_id = ClientUserId::parse(self.client_user_id.as_deref().unwrap_or(""))?;
+        // iOS may send only the app's id (`"identifier": ""`): the app's id is then the
+        // user's identifier too, so that some identifier finds the user.
+        let primary = match (self.identifier.as_deref(), more.first(), &client_user_id) {
+            (Some(raw), _, _) if !raw.is_empty() => Identifier::parse(raw)?,
+            (_, Some(first), _) => first.clone(),
+            (_, None, Some(app_id)) => Identifier::parse(app_id.as_str())?,
+            (_, None, None) => {
+                return Err(Error::Invalid(
+                    "identifier is required (or identifiers, or client_user_id)".into(),
+                ))
+            }
         };
         let mut user = users::new_user(project, primary, time::now());
         if !more.is_empty() {
             user = user.with_identifiers(more);
         }
-        if let Some(client_user_id) =
-            ClientUserId::parse(self.client_user_id.as_deref().unwrap_or(""))?
-        {
+        if let Some(client_user_id) = client_user_id {
             user = user.with_client_user_id(client_user_id);
         }
         Ok(user)

@@ -37,7 +37,7 @@ pub struct VerifyBody {
 /// `POST /v2/users/verify` `{"email", "password"}`: whether the password is the user's.
 ///
 /// 200 `{"id", "error_codes": []}`; 401 `INVALID_CREDENTIALS` for a wrong password or an email
-/// with no such user, alike; 409 `USER_DISABLED` for a disabled user; 429 `TOO_MANY_ATTEMPTS`
+/// with no such user, alike; 409 `USER_DISABLED` for a disabled user's right password; 429 `TOO_MANY_ATTEMPTS`
 /// (with `Retry-After`) while the password is locked after failed checks; 503 when the hashing
 /// queue is full.
 #[utoipa::path(
@@ -90,9 +90,6 @@ pub(crate) async fn verify_password(
         state.hasher.verify(&body.password, None).await?;
         return Err(Error::InvalidCredentials.into());
     };
-    if disabled {
-        return Err(Error::UserDisabled.into());
-    }
     let (charged, id) = (project.clone(), user_id.clone());
     db::run(&state.pool, move |conn| {
         attempts::charge(conn, charged.id(), &id, Credential::Password, time::now())
@@ -116,6 +113,11 @@ pub(crate) async fn verify_password(
     let Check { matches, stale } = check;
     if !matches {
         return Err(Error::InvalidCredentials.into());
+    }
+    // Told only to a caller who knows the password: otherwise a disabled user is answered
+    // like any wrong password, after the same work.
+    if disabled {
+        return Err(Error::UserDisabled.into());
     }
     let fresh = match stale {
         true => Some(state.hasher.hash(&body.password).await?),
