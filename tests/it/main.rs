@@ -2,6 +2,8 @@
 //! (SQLite and the PostgreSQL server on 127.0.0.1:5432), every API test on both.
 //!
 //! - `v0_api`, `v2_api`, `admin_api`: each API's behaviour, route by route;
+//! - `sdk_api`: what Cotter's client SDKs call: create bodies, enrolled methods, enrollment
+//!   checks, login events and their locks, the v2 password check, the SDK migration;
 //! - `ops`: probes, request ids, rate limits, metrics, request limits;
 //! - `openapi`: the document against the route table, the route catalogue and live answers;
 //! - `cli`: the binary's commands and a served request over real sockets;
@@ -27,6 +29,7 @@ mod ops;
 mod plans;
 mod properties;
 mod scoping;
+mod sdk_api;
 mod security;
 mod v0_api;
 mod v2_api;
