@@ -7,7 +7,6 @@ use std::sync::Arc;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
-use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::config::Settings;
@@ -47,11 +46,19 @@ pub fn verify(password: &str, phc: &str) -> bool {
     verify_normalized(&normalize(password), phc)
 }
 
+/// A slow job for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
 /// Runs hashes at most `concurrency` at a time, with at most `queue` more waiting; past that a
 /// request is refused at once with 503 and `Retry-After` instead of waiting.
+///
+/// The hashes run on `concurrency` threads of the hasher's own, not on the shared blocking
+/// pool: each argon2 run takes 19 MiB, and the allocator keeps such memory per thread, so
+/// spreading hashes over the blocking pool's many threads grew the server to a gigabyte under a
+/// stream of PIN checks, where a few threads of its own keep it to a few such buffers.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     in_flight: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     running: Arc<AtomicUsize>,
@@ -83,11 +90,31 @@ impl Drop for Counted {
 }
 
 impl Hasher {
-    /// A hasher sized by `settings` (`HASH_CONCURRENCY`, `HASH_QUEUE`).
+    /// A hasher sized by `settings` (`HASH_CONCURRENCY`, `HASH_QUEUE`), with its threads
+    /// (they end when the last clone of the hasher is dropped).
     pub fn new(settings: &Settings) -> Self {
         let concurrency = settings.hash_concurrency();
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..concurrency {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("cotterd-hash-{n}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job.
+                    let next = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = next else { return };
+                    // A job that panics loses its answer (the caller sees an internal error),
+                    // not the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                })
+                .expect("the hashing threads start");
+        }
         Hasher {
-            permits: Arc::new(Semaphore::new(concurrency)),
+            jobs,
             in_flight: Arc::new(AtomicUsize::new(0)),
             peak: Arc::new(AtomicUsize::new(0)),
             running: Arc::new(AtomicUsize::new(0)),
@@ -152,8 +179,7 @@ impl Hasher {
         .await
     }
 
-    /// Runs one slow job on the blocking pool once a hashing slot is free; `Unavailable` when
-    /// the queue is full.
+    /// Runs one slow job on a hashing thread; `Unavailable` when the queue is full.
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let taken = self
             .in_flight
@@ -164,25 +190,25 @@ impl Hasher {
             log::warn!("password hashing queue is full ({} places)", self.capacity);
             return Err(Error::Unavailable);
         };
-        // The place is already counted; this guard gives it back.
+        // The place is already counted; this guard gives it back when the job is done (or
+        // dropped unrun), not when the request is.
         let place = Counted {
             counter: self.in_flight.clone(),
         };
         self.peak.fetch_max(before + 1, Ordering::AcqRel);
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Internal("password hasher closed".into()))?;
         let (running, peak_running) = (self.running.clone(), self.peak_running.clone());
-        Ok(actix_web::web::block(move || {
-            // Held by the job itself, released when the hash is done, not when the request is;
-            // dropped in this order, so the slot is counted free before it is handed on.
-            let _held = (Counted::enter(&running, &peak_running), permit, place);
-            job()
-        })
-        .await?)
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // Dropped in this order: the job counts as running no more before its place is free.
+            let _held = (Counted::enter(&running, &peak_running), place);
+            let _ = answer.send(job());
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Internal("the hashing threads stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| Error::Internal("a hashing job failed".into()))
     }
 }
 

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{AppRead, AppWrite, V0BodyErrors, V0KeyErrors};
+use crate::api::doc::error_set;
 use crate::api::request::{parse_object, read_body, read_query};
 use crate::attempts::{self, Credential};
 use crate::auth::{Caller, Project};
@@ -146,6 +147,18 @@ pub(super) async fn check_pin(
     }
 }
 
+error_set!(
+    /// Errors of both forms of the method update (document only).
+    V0MethodErrors,
+    CotterErrorBody,
+    [
+        (400, "Invalid method, PIN, key, body or query (a missing cotter_user_id)"),
+        (403, "The current PIN sent is wrong"),
+        (404, "No such user in this project"),
+        (409, "A PIN is enrolled already or none is there to change, the user is disabled, or it has the most keys allowed"),
+    ]
+);
+
 /// Applies a method update to the user; the updated user.
 async fn update(
     state: &AppState,
@@ -250,11 +263,7 @@ async fn update(
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserJson),
-        (status = 400, description = "Invalid method, PIN, key or body", body = CotterErrorBody),
-        (status = 403, description = "The current PIN sent is wrong", body = CotterErrorBody),
-        (status = 404, description = "No such user in this project", body = CotterErrorBody),
-        (status = 409, description = "A PIN is enrolled already, the user is disabled, or it has the most keys allowed", body = CotterErrorBody),
-        V0KeyErrors, V0BodyErrors,
+        V0MethodErrors, V0KeyErrors, V0BodyErrors,
     )
 )]
 pub(crate) async fn update_methods(
@@ -283,11 +292,7 @@ pub(crate) async fn update_methods(
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "The updated user", body = UserJson),
-        (status = 400, description = "Invalid method, PIN, key, body or missing cotter_user_id", body = CotterErrorBody),
-        (status = 403, description = "The current PIN sent is wrong", body = CotterErrorBody),
-        (status = 404, description = "No such user in this project", body = CotterErrorBody),
-        (status = 409, description = "A PIN is enrolled already, the user is disabled, or it has the most keys allowed", body = CotterErrorBody),
-        V0KeyErrors, V0BodyErrors,
+        V0MethodErrors, V0KeyErrors, V0BodyErrors,
     )
 )]
 pub(crate) async fn update_methods_by_cotter_id(
