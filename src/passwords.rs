@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 use unicode_normalization::UnicodeNormalization;
 
@@ -17,9 +17,45 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, LANES, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn params(output_len: Option<usize>) -> Result<Params> {
+    Params::new(MEMORY_KIB, ITERATIONS, LANES, output_len)
+        .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))
+}
+
+/// Most memory a stored hash may ask for to be checked, in KiB (an imported hash asking for
+/// more is not run: it could not match anything without exhausting the server).
+const MAX_CHECK_KIB: u32 = 256 * 1024;
+
+thread_local! {
+    /// Each hashing thread's argon2 memory, kept between hashes: allocating and freeing 19 MiB
+    /// per hash left the allocator holding much more than that.
+    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2 into `out`, in this thread's kept memory when the parameters are the server's
+/// (or smaller), else in memory of its own for this run.
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> std::result::Result<(), argon2::Error> {
+    let needed = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let kept = (MEMORY_KIB as usize).max(needed);
+    if kept > MEMORY_KIB as usize {
+        let mut own = vec![Block::new(); needed];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut own[..]);
+    }
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() < kept {
+            blocks.resize(kept, Block::new());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
 }
 
 /// The form a password is hashed in: Unicode NFKC, so that the same password typed on two
@@ -33,12 +69,26 @@ pub fn normalize(password: &str) -> String {
 pub fn hash_now(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params(Some(out.len()))?,
+        password.as_bytes(),
+        &salt,
+        &mut out,
+    )
+    .map_err(|e| Error::Internal(format!("cannot hash a password: {e}")))?;
     let salt = SaltString::encode_b64(&salt)
         .map_err(|e| Error::Internal(format!("cannot encode a salt: {e}")))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| Error::Internal(format!("cannot hash a password: {e}")))
+    let out =
+        Output::new(&out).map_err(|e| Error::Internal(format!("cannot encode a hash: {e}")))?;
+    Ok(format!(
+        "${}$v={}$m={MEMORY_KIB},t={ITERATIONS},p={LANES}${}${out}",
+        Algorithm::Argon2id.ident(),
+        u32::from(Version::V0x13),
+        salt.as_str()
+    ))
 }
 
 /// Whether `password` (normalised as at creation) matches a stored PHC string.
@@ -220,16 +270,45 @@ pub struct Check {
     pub stale: bool,
 }
 
-/// Whether a normalised secret matches a stored PHC string of any argon2 variant and
-/// parameters (the string's own are used).
+/// Whether a normalised secret matches a stored PHC string of any argon2 variant, version and
+/// parameters (the string's own are used), compared in constant time.
 fn verify_normalized(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Some(expected), Some(salt)) =
+        (Algorithm::try_from(hash.algorithm), hash.hash, hash.salt)
+    else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    if params.m_cost() > MAX_CHECK_KIB {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    if argon2_into(
+        algorithm,
+        version,
+        params,
+        password.as_bytes(),
+        salt,
+        &mut out,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()).into()
 }
 
 /// Whether a stored hash is in another scheme, version or parameters than [`hash_now`] writes.
@@ -259,6 +338,25 @@ fn dummy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crates_own() {
+        let ours = hash_now("pw").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"px", &parsed).is_err());
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("pw", &theirs));
+        assert!(!verify("px", &theirs));
+        // Memory beyond what a check may use is not run.
+        let huge = theirs.replace("m=19456", "m=4194304");
+        assert!(!verify("pw", &huge));
+    }
 
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters() {
