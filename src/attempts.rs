@@ -86,9 +86,14 @@ pub fn charge(
                 .select(credential_attempts::locked_until)
                 .first(conn)
                 .optional()?;
-            if let Some(until) = until {
-                let left = until.map_or(1, |until| (until - now).num_seconds().max(1));
-                return Err(Error::TooManyAttempts(u64::try_from(left).unwrap_or(1)));
+            match until {
+                Some(Some(until)) if until > now => {
+                    let left = (until - now).num_seconds().max(1);
+                    return Err(Error::TooManyAttempts(u64::try_from(left).unwrap_or(1)));
+                }
+                // The row a concurrent first attempt inserted after this one's update: again.
+                Some(_) => continue,
+                None => {}
             }
             // The first attempt: the row, in a savepoint so that losing the race to a
             // concurrent first attempt leaves the transaction usable.
@@ -102,10 +107,16 @@ pub fn charge(
                     ))
                     .execute(conn)
             });
-            match inserted.map_err(Error::from) {
+            match inserted {
                 Ok(_) => return Ok(()),
-                Err(Error::Conflict(_)) => continue,
-                Err(other) => return Err(other),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                )) => return Err(Error::UserNotFound),
+                Err(other) => match Error::from(other) {
+                    Error::Conflict(_) => continue,
+                    other => return Err(other),
+                },
             }
         }
         Err(Error::Unavailable)

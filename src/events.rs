@@ -86,10 +86,18 @@ pub fn record(
             }
         }
         also(conn)?;
+        // A user purged since it was read: as if it never existed.
         let id: i64 = diesel::insert_into(events::table)
             .values(&event)
             .returning(events::id)
-            .get_result(conn)?;
+            .get_result(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => Error::UserNotFound,
+                other => Error::from(other),
+            })?;
         Ok(Event {
             id,
             issuer: event.issuer,

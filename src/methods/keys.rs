@@ -18,14 +18,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Longest key string accepted, in bytes (an RSA-8192 SPKI in base64 with line breaks is
-/// about 1,500).
+/// Longest key string accepted, in bytes (an RSA-4096 SPKI in base64 with line breaks is
+/// about 750).
 pub const MAX_KEY_CHARS: usize = 4096;
 /// Smallest RSA modulus accepted, in bits.
 const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted, in bits (verification cost grows with it).
-const MAX_RSA_BITS: usize = 8192;
-/// Longest signature accepted, in bytes, decoded (RSA-8192 signs in 1,024).
+/// Largest RSA modulus accepted, in bits (the `rsa` crate's own bound; no SDK makes more).
+const MAX_RSA_BITS: usize = 4096;
+/// Longest signature accepted, in bytes, decoded (RSA-4096 signs in 512).
 const MAX_SIGNATURE_BYTES: usize = 1024;
 
 /// The kinds of device key the SDKs make.
@@ -92,7 +92,7 @@ fn not_a_key(algorithm: Option<Algorithm>) -> Error {
     let what = match algorithm {
         Some(Algorithm::Ec) => "an EC P-256 public key (SubjectPublicKeyInfo, base64)",
         Some(Algorithm::Rsa) => {
-            "an RSA public key of 2048 to 8192 bits (SubjectPublicKeyInfo, base64)"
+            "an RSA public key of 2048 to 4096 bits (SubjectPublicKeyInfo, base64)"
         }
         Some(Algorithm::Ed25519) => "an Ed25519 public key (32 bytes, base64)",
         None => {

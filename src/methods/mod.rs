@@ -173,8 +173,8 @@ pub fn enroll_pin(
     })
 }
 
-/// Replaces the user's PIN hash (the caller checked the current PIN); `NotFound` when no PIN
-/// is enrolled any more. The updated user.
+/// Replaces the user's PIN hash (the caller checked the current PIN); a 409 when no PIN is
+/// enrolled any more. The updated user.
 pub fn change_pin(
     conn: &mut DbConn,
     project: &ProjectId,
@@ -195,7 +195,9 @@ pub fn change_pin(
         ))
         .execute(conn)?;
         if changed == 0 {
-            return Err(Error::NotFound("no PIN is enrolled for this user"));
+            return Err(Error::Conflict(
+                "no PIN is enrolled to change: enroll one without change_code",
+            ));
         }
         refresh(conn, project, user_id)
     })

@@ -147,6 +147,12 @@ impl ClientUserId {
                 "client_user_id must not contain spaces or control characters".into(),
             ));
         }
+        // The SDKs put the id in paths unescaped: these would end or split the path.
+        if raw.contains(['/', '?', '#', '%', '\\']) || raw == "." || raw == ".." {
+            return Err(Error::Invalid(
+                "client_user_id must not contain / ? # % or \\, nor be . or ..".into(),
+            ));
+        }
         if RESERVED_CLIENT_USER_IDS.contains(&raw) {
             return Err(Error::Invalid(format!(
                 "client_user_id must not be one of {RESERVED_CLIENT_USER_IDS:?}: the paths of \
@@ -249,11 +255,13 @@ fn refuse_another_users_id(conn: &mut DbConn, user: &NewUser) -> Result<()> {
 /// the stored row.
 pub fn insert(conn: &mut DbConn, user: NewUser) -> Result<User> {
     conn.transaction(|conn| {
-        refuse_another_users_id(conn, &user)?;
+        // The write first: on SQLite a transaction that reads before it writes may fail to
+        // take the write lock when another writer came between.
         diesel::insert_into(users::table)
             .values(&user)
             .execute(conn)
             .map_err(taken)?;
+        refuse_another_users_id(conn, &user)?;
         insert_identifiers(conn, &user)
     })?;
     Ok(user.into_user())

@@ -2194,7 +2194,54 @@ async fn the_sdk_upgrade_gives_every_user_its_ids(backend: Backend) {
     ok(&svc, create(&keys, json!({"identifier": "b@x.io"}))).await;
 }
 
+/// An app configured with its key id in upper case passes the key check, names that spelling
+/// as `issuer` and signs with it: its approvals are checked as it signed them.
+async fn an_upper_case_key_id_signs_as_spelled(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let upper = Keys {
+        id: keys.id.to_uppercase(),
+        secret: keys.secret.clone(),
+    };
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let user = ok(&svc, create(&upper, json!({"identifier": "u@x.io"}))).await;
+    let id = text(&user["ID"]);
+    let pixel = Device::ed(9);
+    let enroll = json!({"method": "TRUSTED_DEVICE", "enrolled": true, "code": pixel.plain()});
+    ok(&svc, put_user(&upper, &id, &enroll)).await;
+    let body = signed_event(
+        &upper,
+        &id,
+        &pixel,
+        &pixel.plain(),
+        "TRUSTED_DEVICE",
+        now_secs(),
+    );
+    assert_eq!(body["issuer"], upper.id);
+    let reply = ok(&svc, event(&upper, &body)).await;
+    assert_eq!(reply["approved"], true, "{reply}");
+    assert_eq!(reply["issuer"], keys.id, "the project's own spelling");
+}
+
+/// App ids that would end or split a path the SDKs build are refused.
+async fn app_ids_that_break_paths_are_refused(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    for bad in [
+        "team/42", "a?b", "a#b", "100%", "a\\b", ".", "..", "list", "any",
+    ] {
+        let body = json!({"client_user_id": bad, "identifier": "x@x.io"});
+        let reply = call(&svc, &create(&keys, body)).await;
+        let msg = reply.assert_error(StatusCode::BAD_REQUEST);
+        assert!(msg.contains("client_user_id"), "{bad}: {msg}");
+    }
+    assert_eq!(app.count_users(&keys.id), 0);
+}
+
 both_backends!(
+    an_upper_case_key_id_signs_as_spelled,
+    app_ids_that_break_paths_are_refused,
     create_takes_every_sdk_body,
     create_refuses_taken_and_invalid_ids,
     a_client_user_id_cannot_take_another_users_id,

@@ -203,7 +203,14 @@ pub(crate) async fn create_event(
     read_query::<TokenQuery>(&req)?.check()?;
     let body: EventBody = parse_object(&read_body(&req, payload).await?)?;
     let project = caller.into_project();
-    let event = decide(&state, &project, body).await?;
+    // The key id as the app spelled it (any case of the UUID passes the key check): the app
+    // signs with its own spelling.
+    let sent_key_id = req
+        .headers()
+        .get("API_KEY_ID")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let event = decide(&state, &project, body, sent_key_id).await?;
     Ok(HttpResponse::Ok().json(EventJson::from(event)))
 }
 
@@ -211,6 +218,7 @@ async fn decide(
     state: &AppState,
     project: &Project,
     body: EventBody,
+    sent_key_id: Option<String>,
 ) -> Result<events::Event, Error> {
     let named = body
         .client_user_id
@@ -219,7 +227,9 @@ async fn decide(
         .or_else(|| body.user_id.clone().filter(|id| !id.is_empty()))
         .ok_or_else(|| Error::Invalid("client_user_id (or user_id) is required".into()))?;
     if let Some(issuer) = body.issuer.as_deref().filter(|i| !i.is_empty()) {
-        if issuer != project.id().as_str() {
+        let same = crate::ids::parse_uuid(issuer)
+            .is_some_and(|issuer| issuer.to_string() == project.id().as_str());
+        if !same {
             return Err(Error::Invalid(
                 "issuer must be the API_KEY_ID the request is sent with".into(),
             ));
@@ -310,22 +320,25 @@ async fn decide(
         ));
     }
 
+    let key_ids = [Some(project.id().as_str()), sent_key_id.as_deref()];
     let mut messages: Vec<Vec<u8>> = Vec::new();
     for user_ref in [
         named.as_str(),
         user.client_user_id.as_str(),
         user.id.as_str(),
     ] {
-        let mut message = format!(
-            "{user_ref}{}{event_name}{timestamp}{}{approved}",
-            project.id().as_str(),
-            method.as_str()
-        );
-        if enrolling {
-            message.push_str(sent_key.as_deref().unwrap_or(""));
-        }
-        if !messages.contains(&message.clone().into_bytes()) {
-            messages.push(message.into_bytes());
+        for key_id in key_ids.into_iter().flatten() {
+            let mut message = format!(
+                "{user_ref}{key_id}{event_name}{timestamp}{}{approved}",
+                method.as_str()
+            );
+            if enrolling {
+                message.push_str(sent_key.as_deref().unwrap_or(""));
+            }
+            let message = message.into_bytes();
+            if !messages.contains(&message) {
+                messages.push(message);
+            }
         }
     }
     let (reader, user_id) = (project.clone(), user.id.clone());

@@ -119,25 +119,29 @@ pub(crate) async fn verify_password(
     if disabled {
         return Err(Error::UserDisabled.into());
     }
-    let fresh = match stale {
-        true => Some(state.hasher.hash(&body.password).await?),
-        false => None,
-    };
+    // The count first: the re-hash below is a courtesy (a full hashing queue leaves the old
+    // hash for the next check) and must not leave a right password counted as a failure.
+    let (reset, reset_id) = (settled.clone(), id.clone());
     db::run(&state.pool, move |conn| {
-        attempts::reset(conn, settled.id(), &id, Credential::Password)?;
-        if let Some(fresh) = fresh {
-            // Only over the hash just checked: a password changed meanwhile stays changed.
-            diesel::update(
-                scope::users_of(settled.id())
-                    .filter(users::id.eq(&id))
-                    .filter(users::password_hash.eq(&stored)),
-            )
-            .set(users::password_hash.eq(fresh))
-            .execute(conn)?;
-        }
-        Ok(())
+        attempts::reset(conn, reset.id(), &reset_id, Credential::Password)
     })
     .await?;
+    if stale {
+        if let Ok(fresh) = state.hasher.hash(&body.password).await {
+            db::run(&state.pool, move |conn| {
+                // Only over the hash just checked: a password changed meanwhile stays changed.
+                diesel::update(
+                    scope::users_of(settled.id())
+                        .filter(users::id.eq(&id))
+                        .filter(users::password_hash.eq(&stored)),
+                )
+                .set(users::password_hash.eq(fresh))
+                .execute(conn)?;
+                Ok(())
+            })
+            .await?;
+        }
+    }
     Ok(HttpResponse::Ok().json(Written {
         id: user_id,
         error_codes: [],
