@@ -157,6 +157,12 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub event_max_skew_secs: u64,
 
+    /// Days a login event (`POST /api/v0/event/create`) is kept before the server deletes it
+    /// (0: kept until its user is purged).
+    #[arg(long, env = "EVENT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(0..=36_500))]
+    pub event_retention_days: u32,
+
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>`.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

@@ -124,6 +124,20 @@ pub fn forget_used(conn: &mut DbConn, now: NaiveDateTime, skew_secs: u64) -> Res
     )
 }
 
+/// Deletes up to `batch` events of any project stored before `cutoff`; how many.
+pub fn purge_older(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Result<usize> {
+    let old: Vec<i64> = events::table
+        .filter(events::created_at.lt(cutoff))
+        .select(events::id)
+        .order(events::id.asc())
+        .limit(batch)
+        .load(conn)?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(events::table.filter(events::id.eq_any(old))).execute(conn)?)
+}
+
 /// One page of a user's events, newest first: `limit` events with ids below `before` (all
 /// when `None`), and whether more follow.
 pub fn page(

@@ -1,6 +1,7 @@
 //! The server's own upkeep, run every few minutes on each instance: purging users deleted more
 //! than `DELETED_USER_RETENTION_DAYS` ago, and stored idempotent answers older than
-//! `IDEMPOTENCY_TTL_HOURS`, and accepted login signatures too old to be replayed. Every step is a conditional delete, so instances running it at the
+//! `IDEMPOTENCY_TTL_HOURS`, accepted login signatures too old to be replayed, and login events
+//! older than `EVENT_RETENTION_DAYS`. Every step is a conditional delete, so instances running it at the
 //! same time do each row once.
 
 use std::time::Duration;
@@ -21,18 +22,40 @@ pub struct Round {
     pub answers_expired: usize,
     pub answers_orphaned: usize,
     pub signatures_forgotten: usize,
+    pub events_expired: usize,
+}
+
+/// How long each kind of row is kept: the server's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    pub deleted_user_days: u32,
+    pub idempotency_hours: u32,
+    pub event_skew_secs: u64,
+    pub event_days: u32,
+}
+
+impl Keep {
+    /// What `settings` say.
+    pub fn of(settings: &crate::config::Settings) -> Self {
+        Keep {
+            deleted_user_days: settings.deleted_user_retention_days,
+            idempotency_hours: settings.idempotency_ttl_hours,
+            event_skew_secs: settings.event_max_skew_secs,
+            event_days: settings.event_retention_days,
+        }
+    }
 }
 
 /// One round of upkeep on `pool`'s database at `now`: each step on a connection of its own for
 /// one batch at a time, and a failed step does not keep the others from running (its error is
 /// returned after them).
-pub fn round(
-    pool: &db::Pool,
-    now: chrono::NaiveDateTime,
-    retention_days: u32,
-    idempotency_ttl_hours: u32,
-    event_skew_secs: u64,
-) -> (Round, Option<Error>) {
+pub fn round(pool: &db::Pool, now: chrono::NaiveDateTime, keep: Keep) -> (Round, Option<Error>) {
+    let Keep {
+        deleted_user_days: retention_days,
+        idempotency_hours: idempotency_ttl_hours,
+        event_skew_secs,
+        event_days,
+    } = keep;
     let mut done = Round::default();
     let mut failed = None;
     if retention_days > 0 {
@@ -65,6 +88,23 @@ pub fn round(
         Ok(n) => done.signatures_forgotten = n,
         Err(err) => failed = Some(err),
     }
+    if event_days > 0 {
+        let cutoff = now - chrono::Duration::days(i64::from(event_days));
+        loop {
+            match db::with_conn(pool, |conn| events::purge_older(conn, cutoff, BATCH)) {
+                Ok(n) => {
+                    done.events_expired += n;
+                    if n < BATCH as usize {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+    }
     (done, failed)
 }
 
@@ -74,15 +114,9 @@ pub fn spawn(state: AppState) {
     actix_web::rt::spawn(async move {
         actix_web::rt::time::sleep(Duration::from_secs(60)).await;
         loop {
-            let (retention, ttl, skew) = (
-                state.settings.deleted_user_retention_days,
-                state.settings.idempotency_ttl_hours,
-                state.settings.event_max_skew_secs,
-            );
+            let keep = Keep::of(&state.settings);
             let pool = state.pool.clone();
-            let ran =
-                actix_web::web::block(move || round(&pool, time::now(), retention, ttl, skew))
-                    .await;
+            let ran = actix_web::web::block(move || round(&pool, time::now(), keep)).await;
             match ran {
                 Ok((done, failed)) => {
                     if done != Round::default() {

@@ -2556,7 +2556,16 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
     let long_ttl = 24 * 10_000;
 
     let round = |at: NaiveDateTime, retention: u32, ttl_hours: u32| {
-        let (done, failed) = janitor::round(&app.state.pool, at, retention, ttl_hours, 300);
+        let (done, failed) = janitor::round(
+            &app.state.pool,
+            at,
+            janitor::Keep {
+                deleted_user_days: retention,
+                idempotency_hours: ttl_hours,
+                event_skew_secs: 300,
+                event_days: 90,
+            },
+        );
         assert!(failed.is_none(), "{failed:?}");
         done
     };
@@ -2575,6 +2584,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             answers_expired: 0,
             answers_orphaned: 0,
             signatures_forgotten: 0,
+            events_expired: 0,
         }
     );
     let mut left: Vec<String> = app
@@ -2632,6 +2642,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             answers_expired: 1,
             answers_orphaned: 0,
             signatures_forgotten: 0,
+            events_expired: 0,
         }
     );
     assert!(idempotency_rows(&app, &keys).is_empty());
@@ -2779,7 +2790,11 @@ async fn stored_answers_follow_what_they_name(backend: Backend) {
             .unwrap();
     }
     assert_eq!(idempotency_rows(&app, &keys).len(), 1);
-    let (done, failed) = janitor::round(&app.state.pool, cotterd::time::now(), 30, 24, 300);
+    let (done, failed) = janitor::round(
+        &app.state.pool,
+        cotterd::time::now(),
+        janitor::Keep::of(&app.state.settings),
+    );
     assert!(failed.is_none(), "{failed:?}");
     assert_eq!(done.answers_orphaned, 1);
     assert!(idempotency_rows(&app, &keys).is_empty());

@@ -2239,7 +2239,50 @@ async fn app_ids_that_break_paths_are_refused(backend: Backend) {
     assert_eq!(app.count_users(&keys.id), 0);
 }
 
+/// The janitor deletes events older than EVENT_RETENTION_DAYS and keeps the others; 0 keeps all.
+async fn old_events_are_deleted_by_the_janitor(backend: Backend) {
+    use cotterd::db::schema::events;
+    use cotterd::janitor::{self, Keep};
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let user = ok(&svc, create(&keys, json!({"identifier": "e@x.io"}))).await;
+    let id = text(&user["ID"]);
+    for _ in 0..3 {
+        ok(&svc, event(&keys, &pin_event(&keys, &id, "246801"))).await;
+    }
+    let now = cotterd::time::now();
+    {
+        let mut conn = app.state.pool.get().unwrap();
+        let first: i64 = events::table
+            .select(diesel::dsl::min(events::id))
+            .first::<Option<i64>>(conn.conn())
+            .unwrap()
+            .unwrap();
+        diesel::update(events::table.filter(events::id.eq(first)))
+            .set(events::created_at.eq(now - chrono::Duration::days(91)))
+            .execute(conn.conn())
+            .unwrap();
+    }
+    let keep = |event_days| Keep {
+        deleted_user_days: 30,
+        idempotency_hours: 24,
+        event_skew_secs: 300,
+        event_days,
+    };
+    let (done, failed) = janitor::round(&app.state.pool, now, keep(0));
+    assert!(failed.is_none());
+    assert_eq!(done.events_expired, 0, "0 keeps every event");
+    let (done, failed) = janitor::round(&app.state.pool, now, keep(90));
+    assert!(failed.is_none());
+    assert_eq!(done.events_expired, 1);
+    let mut conn = app.state.pool.get().unwrap();
+    let left: i64 = events::table.count().get_result(conn.conn()).unwrap();
+    assert_eq!(left, 2);
+}
+
 both_backends!(
+    old_events_are_deleted_by_the_janitor,
     an_upper_case_key_id_signs_as_spelled,
     app_ids_that_break_paths_are_refused,
     create_takes_every_sdk_body,

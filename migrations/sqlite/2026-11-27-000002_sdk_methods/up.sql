@@ -70,6 +70,8 @@ CREATE TABLE events (
     FOREIGN KEY (user_id, issuer) REFERENCES users (id, issuer) ON DELETE CASCADE
 );
 CREATE INDEX events_user_id_id_idx ON events (user_id, id DESC);
+-- The janitor deletes events older than EVENT_RETENTION_DAYS, of every project.
+CREATE INDEX events_created_at_idx ON events (created_at);
 
 -- Signatures already accepted, kept while their timestamp is inside the allowed clock skew:
 -- the primary key refuses a replay, on any instance.
