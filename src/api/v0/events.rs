@@ -86,8 +86,10 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Stri
     })
 }
 
-/// An Event, as Cotter's SDKs decode it.
+/// An Event, as Cotter's SDKs decode it (`CotterEvent` in the document: the admin audit trail
+/// has an `EventJson` of its own).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CotterEvent)]
 pub struct EventJson {
     /// The event's id (an integer).
     #[serde(rename = "ID")]
