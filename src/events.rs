@@ -13,25 +13,17 @@ use crate::error::{Error, Result};
 use crate::ids::ProjectId;
 use crate::scope;
 
-/// A stored event.
+/// A stored event: its id and what was stored.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct Event {
     pub id: i64,
-    pub issuer: String,
-    pub user_id: String,
-    pub client_user_id: String,
-    pub event: String,
-    pub method: String,
-    pub ip: String,
-    pub location: String,
-    pub client_timestamp: String,
-    pub approved: bool,
-    pub created_at: NaiveDateTime,
+    #[diesel(embed)]
+    pub data: NewEvent,
 }
 
 /// An event about to be stored: what the app sent and what the server decided.
-#[derive(Debug, Clone, Insertable)]
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct NewEvent {
     pub issuer: String,
@@ -98,19 +90,7 @@ pub fn record(
                 ) => Error::UserNotFound,
                 other => Error::from(other),
             })?;
-        Ok(Event {
-            id,
-            issuer: event.issuer,
-            user_id: event.user_id,
-            client_user_id: event.client_user_id,
-            event: event.event,
-            method: event.method,
-            ip: event.ip,
-            location: event.location,
-            client_timestamp: event.client_timestamp,
-            approved: event.approved,
-            created_at: event.created_at,
-        })
+        Ok(Event { id, data: event })
     })
 }
 

@@ -58,13 +58,13 @@ impl From<Event> for LoginEventJson {
     fn from(event: Event) -> Self {
         LoginEventJson {
             id: event.id,
-            at: time::format(event.created_at),
-            event: event.event,
-            method: event.method,
-            approved: event.approved,
-            ip: event.ip,
-            location: event.location,
-            timestamp: event.client_timestamp,
+            at: time::format(event.data.created_at),
+            event: event.data.event,
+            method: event.data.method,
+            approved: event.data.approved,
+            ip: event.data.ip,
+            location: event.data.location,
+            timestamp: event.data.client_timestamp,
         }
     }
 }

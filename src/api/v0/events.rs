@@ -114,15 +114,15 @@ impl From<events::Event> for EventJson {
     fn from(event: events::Event) -> Self {
         EventJson {
             id: event.id,
-            client_user_id: event.client_user_id,
-            issuer: event.issuer,
-            event: event.event,
-            ip: event.ip,
-            location: event.location,
-            timestamp: event.client_timestamp,
-            method: event.method,
+            client_user_id: event.data.client_user_id,
+            issuer: event.data.issuer,
+            event: event.data.event,
+            ip: event.data.ip,
+            location: event.data.location,
+            timestamp: event.data.client_timestamp,
+            method: event.data.method,
             new: false,
-            approved: event.approved,
+            approved: event.data.approved,
         }
     }
 }

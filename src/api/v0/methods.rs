@@ -352,6 +352,16 @@ async fn enrolled(
     }))
 }
 
+/// The user and method of an enrollment check's path.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct CheckPath {
+    /// The app's id for the user or its `ID`.
+    client_user_id: String,
+    /// `PIN`, `BIOMETRIC` or `TRUSTED_DEVICE`.
+    method: String,
+}
+
 /// `GET /api/v0/user/enrolled/{client_user_id}/{method}`: whether the user has the method
 /// (a PIN, or any key of a key method) enrolled. 200 `{"enrolled": false}` for no such user.
 #[utoipa::path(
@@ -359,10 +369,7 @@ async fn enrolled(
     path = "/api/v0/user/enrolled/{client_user_id}/{method}",
     operation_id = "v0_enrolled",
     tag = "v0",
-    params(
-        ("client_user_id" = String, Path, description = "The app's id for the user or its `ID`"),
-        ("method" = String, Path, description = "`PIN`, `BIOMETRIC` or `TRUSTED_DEVICE`"),
-    ),
+    params(CheckPath),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "Whether it is enrolled", body = Enrolled),
@@ -373,10 +380,13 @@ async fn enrolled(
 pub(crate) async fn enrolled_method(
     caller: Caller<AppRead>,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<CheckPath>,
 ) -> Result<HttpResponse> {
-    let (id, method) = path.into_inner();
-    enrolled(&state, caller.into_project(), id, &method, None).await
+    let CheckPath {
+        client_user_id,
+        method,
+    } = path.into_inner();
+    enrolled(&state, caller.into_project(), client_user_id, &method, None).await
 }
 
 /// `GET /api/v0/user/enrolled/{client_user_id}/{method}/{encKey}`: whether this device's key
@@ -388,8 +398,7 @@ pub(crate) async fn enrolled_method(
     operation_id = "v0_enrolled_key",
     tag = "v0",
     params(
-        ("client_user_id" = String, Path, description = "The app's id for the user or its `ID`"),
-        ("method" = String, Path, description = "`PIN`, `BIOMETRIC` or `TRUSTED_DEVICE`"),
+        CheckPath,
         ("encKey" = String, Path, description = "base64 (any alphabet) of the public key string"),
     ),
     security(("api_key_id" = [])),
@@ -415,10 +424,7 @@ pub(crate) async fn enrolled_key(
     path = "/api/v0/user/enrolled/any/{client_user_id}/{method}",
     operation_id = "v0_enrolled_any",
     tag = "v0",
-    params(
-        ("client_user_id" = String, Path, description = "The app's id for the user or its `ID`"),
-        ("method" = String, Path, description = "`PIN`, `BIOMETRIC` or `TRUSTED_DEVICE`"),
-    ),
+    params(CheckPath),
     security(("api_key_id" = [])),
     responses(
         (status = 200, description = "Whether it is enrolled", body = Enrolled),
@@ -429,10 +435,13 @@ pub(crate) async fn enrolled_key(
 pub(crate) async fn enrolled_any(
     caller: Caller<AppRead>,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    path: web::Path<CheckPath>,
 ) -> Result<HttpResponse> {
-    let (id, method) = path.into_inner();
-    enrolled(&state, caller.into_project(), id, &method, None).await
+    let CheckPath {
+        client_user_id,
+        method,
+    } = path.into_inner();
+    enrolled(&state, caller.into_project(), client_user_id, &method, None).await
 }
 
 /// Query of `GET /api/v0/user/methods`.
