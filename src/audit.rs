@@ -119,6 +119,18 @@ pub fn record_project(
     insert(conn, &project.to_string(), context, action, None, detail)
 }
 
+/// Records a change to many of the project's users at once (an import's batch), with counts
+/// and no user named. Call it inside the change's transaction.
+pub fn record_users(
+    conn: &mut DbConn,
+    project: &ProjectId,
+    context: &Context,
+    action: &str,
+    detail: Value,
+) -> Result<()> {
+    insert(conn, project.as_str(), context, action, None, detail)
+}
+
 /// Records a change to a user of the project named by its id, made by the server itself (the
 /// retention purge, which works across projects). Call it inside the change's transaction.
 pub fn record_user_of(

@@ -280,6 +280,16 @@ fn load_keys(conn: &mut DbConn, id: &Uuid) -> Result<Option<ProjectKeys>> {
     }))
 }
 
+/// The project `id` names, for an operator at the command line (`cotterd users export`,
+/// `import`): whoever can open the database holds every project's data already, so no key is
+/// asked. `NotFound` when there is no such project.
+pub fn project_for_operator(conn: &mut DbConn, id: &Uuid) -> Result<ProjectId> {
+    match projects::find(conn, id)? {
+        Some(project) => Ok(ProjectId(project.id)),
+        None => Err(Error::NotFound("no project has this id")),
+    }
+}
+
 /// The project whose keys these are, checked on `conn` without the cache and without spending
 /// a budget: `key_id` must name a project and `secret` be one of its live secrets, as
 /// [`Credentials::KeyAndSecret`] asks. For callers outside HTTP (tools, tests).

@@ -178,6 +178,19 @@ pub struct Settings {
     #[arg(long, env = "HASH_QUEUE", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub hash_queue: u64,
+
+    /// Largest import file (`POST /admin/v1/users/import`), in bytes; a larger one gets 413 and
+    /// nothing is written. The file is spooled to a temporary file (under `TMPDIR`) while it
+    /// arrives, never held in memory.
+    #[arg(long, env = "MAX_IMPORT_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=(16u64 << 30)))]
+    pub max_import_bytes: u64,
+
+    /// Exports and imports one server runs at once (each holds a database connection and a
+    /// thread for its duration); past that a request gets 503 with `Retry-After`.
+    #[arg(long, env = "TRANSFER_CONCURRENCY", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub transfer_concurrency: u32,
 }
 
 impl Settings {

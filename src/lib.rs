@@ -9,6 +9,7 @@ pub mod attempts;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod copy;
 pub mod db;
 pub mod error;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod projects;
 pub mod request_id;
 pub mod scope;
 pub mod time;
+pub mod transfer;
 pub mod users;
 
 use actix_web::body::MessageBody;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub hasher: passwords::Hasher,
     pub limits: limits::RateLimits,
     pub metrics: metrics::Metrics,
+    /// Exports and imports running now.
+    pub transfers: transfer::Slots,
     pub settings: Settings,
 }
 
@@ -59,6 +63,7 @@ impl AppState {
             auth: AuthCache::new(&settings, metrics.key_loads.clone()),
             metrics,
             hasher: passwords::Hasher::new(&settings),
+            transfers: transfer::Slots::new(settings.transfer_concurrency as usize),
             pool,
             settings,
         }

@@ -1,5 +1,6 @@
 //! The `cotterd` command: the server (default) and the administration commands.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use uuid::Uuid;
 use cotterd::audit::Context;
 use cotterd::config::{DatabaseSettings, Settings};
 use cotterd::db::{self, DbConn};
+use cotterd::transfer::files;
+use cotterd::transfer::import::{OnConflict, Options};
+use cotterd::transfer::Format;
 use cotterd::{projects, time, AppState};
 
 #[derive(Parser)]
@@ -47,6 +51,27 @@ enum Command {
     /// Issue, list and revoke a project's API secrets.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Export a project's users to an NDJSON file, or import users from one (or from Cotter's
+    /// saved user lists), on the database directly.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Copy a whole database into a new, empty one, on either backend (SQLite to PostgreSQL when
+    /// an installation outgrows SQLite, or back); both sides are checked equal before it commits.
+    /// Stop the servers first: what they write after the copy starts is not copied.
+    Copy {
+        /// The database to copy (`postgres://…`, `sqlite://PATH` or a file path), with every
+        /// migration applied; it is only read.
+        #[arg(long)]
+        from: String,
+        /// The database to copy into (same forms): created and migrated when needed; it must
+        /// hold no rows.
+        #[arg(long)]
+        to: String,
+        /// Rows per INSERT statement (fewer for wide tables, to stay under 30,000 parameters).
+        #[arg(long, default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(1..=30_000))]
+        batch: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +137,40 @@ enum SecretsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Write every user of a project (any status) as export records, one JSON line each.
+    Export {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+        /// The file to write (standard output when absent).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Add each user's password hash (PHC string) to its record.
+        #[arg(long)]
+        include_password_hash: bool,
+    },
+    /// Import users from NDJSON (export records, Cotter User objects or `{"identifier"}`), or
+    /// from a JSON array (a file ending in .json); prints one result line per record.
+    Import {
+        /// The project's API_KEY_ID.
+        #[arg(long)]
+        project: Uuid,
+        /// The file to read.
+        file: PathBuf,
+        /// What a record whose id or identifier a user already has does.
+        #[arg(long, value_parser = ["fail", "skip", "update"], default_value = "fail")]
+        on_conflict: String,
+        /// Check every record, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// `ndjson` or `json` (an array); by default `.json` files are arrays.
+        #[arg(long, value_parser = ["ndjson", "json"])]
+        format: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     // A missing .env is normal; a malformed one is reported.
     if let Err(err) = dotenvy::dotenv() {
@@ -135,6 +194,8 @@ fn main() -> ExitCode {
         Some(Command::Migrate) => migrate(&database),
         Some(Command::Projects(command)) => projects_command(&database, command),
         Some(Command::Secrets(command)) => secrets_command(&database, command),
+        Some(Command::Users(command)) => users_command(&database, command),
+        Some(Command::Copy { from, to, batch }) => copy(&database, from, to, batch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -235,6 +296,18 @@ fn migrate(database: &DatabaseSettings) -> Result<(), String> {
     Ok(())
 }
 
+/// `cotterd copy`: both sides take the SQLite settings of every command; DATABASE_URL plays no
+/// part.
+fn copy(database: &DatabaseSettings, from: String, to: String, batch: u32) -> Result<(), String> {
+    let side = |database_url| DatabaseSettings {
+        database_url,
+        ..database.clone()
+    };
+    let mut out = std::io::stdout();
+    cotterd::copy::run(&side(from), &side(to), batch as usize, &mut out)?;
+    Ok(())
+}
+
 /// Runs `f` on one connection to the database of `database` (migrated first).
 fn with_conn(
     database: &DatabaseSettings,
@@ -327,6 +400,58 @@ fn list_projects(conn: &mut DbConn, json: bool) -> cotterd::error::Result<()> {
         }
     }
     Ok(())
+}
+
+fn users_command(database: &DatabaseSettings, command: UsersCommand) -> Result<(), String> {
+    match command {
+        UsersCommand::Export {
+            project,
+            output,
+            include_password_hash,
+        } => {
+            let written =
+                files::export_users(database, &project, output.as_deref(), include_password_hash)?;
+            if let Some(output) = output {
+                eprintln!("{written} users written to {}", output.display());
+            }
+            Ok(())
+        }
+        UsersCommand::Import {
+            project,
+            file,
+            on_conflict,
+            dry_run,
+            format,
+        } => {
+            let json = match format.as_deref() {
+                Some(format) => format == "json",
+                None => file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")),
+            };
+            let options = Options {
+                format: if json { Format::JsonArray } else { Format::Ndjson },
+                on_conflict: OnConflict::parse(&on_conflict).unwrap_or(OnConflict::Fail),
+                dry_run,
+            };
+            let summary = files::import_users(database, &project, &file, options)?;
+            eprintln!(
+                "{} records: {} created, {} updated, {} skipped, {} errors{}",
+                summary.records,
+                summary.created,
+                summary.updated,
+                summary.skipped,
+                summary.errors,
+                if dry_run { " (dry run: nothing written)" } else { "" }
+            );
+            match (summary.complete, summary.errors) {
+                (false, _) => Err(format!(
+                    "the import stopped: {}",
+                    summary.detail.unwrap_or_default()
+                )),
+                (true, 0) => Ok(()),
+                (true, n) => Err(format!("{n} records were not imported (see their lines)")),
+            }
+        }
+    }
 }
 
 fn secrets_command(database: &DatabaseSettings, command: SecretsCommand) -> Result<(), String> {

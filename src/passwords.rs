@@ -1,5 +1,9 @@
 //! Password hashing with argon2id (OWASP parameters: 19 MiB, t=2, p=1), with bounded
 //! concurrency so that a burst of sign-ups cannot pile up threads and memory or starve reads.
+//!
+//! Checks also accept the hashes other systems wrote, which an import stores as given
+//! ([`imported_scheme`]): argon2 in any variant, bcrypt (`$2a$`, `$2b$`, `$2y$`) and PBKDF2-SHA256
+//! in PHC form. Such a hash is stale: the first right check replaces it with argon2id.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -91,9 +95,11 @@ pub fn hash_now(password: &str) -> Result<String> {
     ))
 }
 
-/// Whether `password` (normalised as at creation) matches a stored PHC string.
+/// Whether `password` matches a stored hash: normalised as at creation, or as given (another
+/// system's hash was made from the password as typed).
 pub fn verify(password: &str, phc: &str) -> bool {
-    verify_normalized(&normalize(password), phc)
+    let normalized = normalize(password);
+    verify_normalized(&normalized, phc) || (normalized != password && verify_normalized(password, phc))
 }
 
 /// A slow job for a hashing thread.
@@ -209,17 +215,17 @@ impl Hasher {
     /// checks are bounded as hashes are. With no stored hash (an unknown user) it does the same
     /// work against a dummy hash and answers no, so that the two cannot be told apart by time.
     pub async fn verify(&self, password: &str, phc: Option<String>) -> Result<Check> {
-        let password = normalize(password);
+        let password = password.to_owned();
         self.run(move || match phc {
             Some(phc) => {
-                let matches = verify_normalized(&password, &phc);
+                let matches = verify(&password, &phc);
                 Check {
                     matches,
                     stale: matches && needs_rehash(&phc),
                 }
             }
             None => {
-                verify_normalized(&password, dummy_hash());
+                verify_normalized(&normalize(&password), dummy_hash());
                 Check {
                     matches: false,
                     stale: false,
@@ -270,9 +276,98 @@ pub struct Check {
     pub stale: bool,
 }
 
-/// Whether a normalised secret matches a stored PHC string of any argon2 variant, version and
-/// parameters (the string's own are used), compared in constant time.
-fn verify_normalized(password: &str, phc: &str) -> bool {
+/// The password hash schemes a stored hash may be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// argon2id, argon2i or argon2d in PHC form (what this server writes is argon2id).
+    Argon2,
+    /// bcrypt: `$2a$`, `$2b$` or `$2y$`, cost and 53 characters of salt and hash.
+    Bcrypt,
+    /// PBKDF2 with HMAC-SHA256 in PHC form: `$pbkdf2-sha256$i=…,l=…$salt$hash`.
+    Pbkdf2Sha256,
+}
+
+/// Highest bcrypt cost an imported hash may have (a check at cost 15 takes about 2 s).
+pub const MAX_BCRYPT_COST: u32 = 15;
+/// Most PBKDF2 iterations an imported hash may ask for.
+pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+
+/// The scheme of a hash another system wrote, if this server can check it within its limits;
+/// otherwise why not (for an import's per-record answer). Never echoes the hash.
+pub fn imported_scheme(hash: &str) -> std::result::Result<Scheme, String> {
+    if hash.starts_with("$2") {
+        let bytes = hash.as_bytes();
+        let well_formed = hash.len() == 60
+            && matches!(&hash[..4], "$2a$" | "$2b$" | "$2y$")
+            && bytes[4].is_ascii_digit()
+            && bytes[5].is_ascii_digit()
+            && bytes[6] == b'$'
+            && bytes[7..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/');
+        if !well_formed {
+            return Err("a bcrypt hash is $2a$, $2b$ or $2y$, a two-digit cost, $ and 53 characters".into());
+        }
+        let cost = u32::from(bytes[4] - b'0') * 10 + u32::from(bytes[5] - b'0');
+        if !(4..=MAX_BCRYPT_COST).contains(&cost) {
+            return Err(format!("bcrypt cost must be 4 to {MAX_BCRYPT_COST}"));
+        }
+        return Ok(Scheme::Bcrypt);
+    }
+    let parsed = PasswordHash::new(hash)
+        .map_err(|_| "the password hash is neither a PHC string nor bcrypt".to_owned())?;
+    if parsed.hash.is_none() || parsed.salt.is_none() {
+        return Err("the password hash has no salt or no hash".into());
+    }
+    if parsed.algorithm == pbkdf2::Algorithm::Pbkdf2Sha256.ident() {
+        let params = pbkdf2::Params::try_from(&parsed)
+            .map_err(|_| "the PBKDF2 parameters are not i=ROUNDS,l=LENGTH".to_owned())?;
+        if params.rounds > MAX_PBKDF2_ROUNDS || params.rounds == 0 {
+            return Err(format!("PBKDF2 rounds must be 1 to {MAX_PBKDF2_ROUNDS}"));
+        }
+        return Ok(Scheme::Pbkdf2Sha256);
+    }
+    if Algorithm::try_from(parsed.algorithm).is_ok() {
+        let params = Params::try_from(&parsed)
+            .map_err(|_| "the argon2 parameters are not m=…,t=…,p=…".to_owned())?;
+        if params.m_cost() > MAX_CHECK_KIB {
+            return Err(format!(
+                "argon2 memory must be at most {MAX_CHECK_KIB} KiB to be checked"
+            ));
+        }
+        if let Some(version) = parsed.version {
+            Version::try_from(version).map_err(|_| "unknown argon2 version".to_owned())?;
+        }
+        return Ok(Scheme::Argon2);
+    }
+    Err(format!(
+        "password hash scheme {:?} is not supported: argon2, bcrypt ($2a$, $2b$, $2y$) and \
+         pbkdf2-sha256 are",
+        parsed.algorithm.as_str()
+    ))
+}
+
+/// Whether a secret matches a stored hash of any scheme [`imported_scheme`] accepts, with the
+/// hash's own parameters, compared in constant time. A hash outside the limits never matches.
+fn verify_normalized(password: &str, stored: &str) -> bool {
+    match imported_scheme(stored) {
+        Ok(Scheme::Argon2) => verify_argon2(password, stored),
+        // The crate compares in constant time; it refuses passwords past bcrypt's 72 bytes.
+        Ok(Scheme::Bcrypt) => bcrypt::verify(password, stored).unwrap_or(false),
+        Ok(Scheme::Pbkdf2Sha256) => PasswordHash::new(stored).is_ok_and(|hash| {
+            argon2::password_hash::PasswordVerifier::verify_password(
+                &pbkdf2::Pbkdf2,
+                password.as_bytes(),
+                &hash,
+            )
+            .is_ok()
+        }),
+        Err(_) => false,
+    }
+}
+
+/// Whether a secret matches an argon2 PHC string of any variant, version and parameters.
+fn verify_argon2(password: &str, phc: &str) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -391,5 +486,64 @@ mod tests {
             assert!(needs_rehash(&old), "{old}");
         }
         assert!(needs_rehash("$2b$12$notargon"));
+    }
+
+    #[test]
+    fn bcrypt_and_pbkdf2_hashes_verify_and_are_stale() {
+        let bcrypt = bcrypt::hash("hunter2 ok", 4).unwrap();
+        assert_eq!(imported_scheme(&bcrypt), Ok(Scheme::Bcrypt));
+        assert!(verify("hunter2 ok", &bcrypt));
+        assert!(!verify("hunter2 no", &bcrypt));
+        assert!(needs_rehash(&bcrypt));
+        for prefix in ["$2a$", "$2y$"] {
+            let other = bcrypt.replacen("$2b$", prefix, 1);
+            assert!(verify("hunter2 ok", &other), "{other}");
+        }
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let pbkdf2 = pbkdf2::Pbkdf2
+            .hash_password_customized(
+                b"hunter2 ok",
+                Some(pbkdf2::Algorithm::Pbkdf2Sha256.ident()),
+                None,
+                pbkdf2::Params { rounds: 1_000, output_length: 32 },
+                &salt,
+            )
+            .unwrap()
+            .to_string();
+        assert_eq!(imported_scheme(&pbkdf2), Ok(Scheme::Pbkdf2Sha256));
+        assert!(verify("hunter2 ok", &pbkdf2));
+        assert!(!verify("hunter2 no", &pbkdf2));
+        assert!(needs_rehash(&pbkdf2));
+    }
+
+    #[test]
+    fn hashes_outside_the_schemes_or_limits_are_refused() {
+        let bcrypt = bcrypt::hash("pw", 4).unwrap();
+        for bad in [
+            "5f4dcc3b5aa765d61d8327deb882cf99".to_owned(),
+            "$1$abc$def".to_owned(),
+            "$pbkdf2-sha512$i=1000,l=64$c2FsdA$aGFzaA".to_owned(),
+            "$scrypt$ln=16,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+            bcrypt.replacen("$04$", "$31$", 1),
+            bcrypt.replacen("$2b$", "$2x$", 1),
+            bcrypt[..50].to_owned(),
+            "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+            "$pbkdf2-sha256$i=99000000,l=32$c2FsdA$aGFzaA".to_owned(),
+        ] {
+            assert!(imported_scheme(&bad).is_err(), "{bad}");
+            assert!(!verify("pw", &bad));
+        }
+    }
+
+    #[test]
+    fn a_password_checks_in_the_form_it_was_hashed_in() {
+        // Another system hashed the decomposed form as typed.
+        let typed = "cafe\u{301} au lait";
+        let theirs = bcrypt::hash(typed, 4).unwrap();
+        assert!(verify(typed, &theirs));
+        // This server hashes the normalised form; either spelling checks.
+        let ours = hash_now(&normalize(typed)).unwrap();
+        assert!(verify(typed, &ours));
+        assert!(verify("caf\u{e9} au lait", &ours));
     }
 }

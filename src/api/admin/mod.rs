@@ -9,7 +9,10 @@ mod audit;
 pub mod cursor;
 mod events;
 mod query;
+mod transfer;
 mod users;
+
+pub(crate) use users::AdminUserJson;
 
 use actix_web::http::Method;
 use actix_web::HttpMessage;
@@ -32,6 +35,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         }),
         Endpoint::new(Method::GET, "/admin/v1/users/count", |r| {
             r.to(users::count_users)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/users/export", |r| {
+            r.to(transfer::export_users)
+                .wrap(actix_web::middleware::Compress::default())
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/users/import", |r| {
+            r.to(transfer::import_users)
         }),
         Endpoint::new(Method::GET, "/admin/v1/users/{user_id}", |r| {
             r.to(users::get_user)
@@ -117,6 +127,8 @@ error_set!(
     users::list_users,
     users::create_user,
     users::count_users,
+    transfer::export_users,
+    transfer::import_users,
     users::get_user,
     users::delete_user,
     users::restore_user,

@@ -36,11 +36,15 @@ pub(crate) struct ProfileJson {
 pub(crate) struct AdminUserJson {
     #[schema(format = Uuid)]
     id: String,
-    /// The same UUID (Cotter's `client_user_id`).
-    #[schema(format = Uuid)]
+    /// The app's own id for the user (Cotter's `client_user_id`); the same UUID when it gave
+    /// none.
     client_user_id: String,
     /// As given (trimmed).
     identifier: String,
+    /// Every identifier of the user, primary first, when it was created with a list (as the
+    /// v0 User object shows it); null otherwise.
+    #[schema(value_type = Option<Vec<String>>)]
+    identifiers: Option<serde_json::Value>,
     /// `active`, `disabled` or `deleted`.
     #[schema(pattern = "^(active|disabled|deleted)$")]
     status: &'static str,
@@ -69,6 +73,17 @@ impl TryFrom<AdminUser> for AdminUserJson {
             account_ids,
         } = admin;
         let status = Status::of(&user).as_str();
+        let identifiers = user
+            .identifiers
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+            .transpose()
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "user {}: stored identifiers are not JSON: {e}",
+                    user.id
+                ))
+            })?;
         let enrolled: Vec<String> = serde_json::from_str(&user.enrolled).map_err(|e| {
             Error::Internal(format!(
                 "user {}: stored enrolled methods are not a JSON list of strings: {e}",
@@ -86,6 +101,7 @@ impl TryFrom<AdminUser> for AdminUserJson {
                 kyc_id: profile.kyc_id,
             },
             identifier: user.identifier,
+            identifiers,
             status,
             created_at: time::format(user.created_at),
             updated_at: time::format(user.updated_at),
