@@ -33,7 +33,7 @@ fn new_app(backend: Backend) -> TestApp {
 }
 
 /// The keys of an admin user object, sorted.
-const USER_KEYS: [&str; 12] = [
+const USER_KEYS: [&str; 13] = [
     "account_ids",
     "client_user_id",
     "created_at",
@@ -43,6 +43,7 @@ const USER_KEYS: [&str; 12] = [
     "enrolled",
     "id",
     "identifier",
+    "identifiers",
     "profile",
     "status",
     "updated_at",

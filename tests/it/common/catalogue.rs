@@ -37,6 +37,8 @@ pub enum Route {
     AdminAudit,
     AdminSignups,
     AdminUserEvents,
+    AdminExport,
+    AdminImport,
 }
 
 /// What the suites need to know of a keyed route.
@@ -58,7 +60,7 @@ pub struct KeyedRoute {
 
 /// Every keyed route, fixed paths before the templates that would also match them (the order the
 /// server matches in).
-pub const KEYED_ROUTES: [KeyedRoute; 28] = [
+pub const KEYED_ROUTES: [KeyedRoute; 30] = [
     KeyedRoute {
         route: Route::V0Create,
         method: Method::POST,
@@ -237,6 +239,24 @@ pub const KEYED_ROUTES: [KeyedRoute; 28] = [
         needs_secret: true,
         success: StatusCode::OK,
         creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminExport,
+        method: Method::GET,
+        template: "/admin/v1/users/export",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminImport,
+        method: Method::POST,
+        template: "/admin/v1/users/import",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: true,
         takes_user_id: false,
     },
     KeyedRoute {

@@ -122,6 +122,8 @@ enum Twin {
     OwnAdminPage,
     /// A page of B's own list: must hold B's users only.
     OwnPage,
+    /// B's export: B's users only, and all of them.
+    OwnExport,
 }
 
 struct Probe {
@@ -216,7 +218,9 @@ fn by_user_id(route: Route, id: &str, keys: &Keys) -> Req {
         | Route::AdminCreate
         | Route::AdminCount
         | Route::AdminAudit
-        | Route::AdminSignups => {
+        | Route::AdminSignups
+        | Route::AdminExport
+        | Route::AdminImport => {
             panic!("{route:?} takes no user id")
         }
     }
@@ -372,11 +376,24 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
         req: Req::get("/admin/v1/users?status=all&limit=500&include_total=true").keys(&b.keys),
         twin: Twin::OwnAdminPage,
     });
+    probes.push(Probe {
+        req: Req::get("/admin/v1/users/export?include=password_hash").keys(&b.keys),
+        twin: Twin::OwnExport,
+    });
+    // Resuming an export after one of A's users is refused as after an id no user has.
+    for id in &a.user_ids {
+        let after = |id: &str| Req::get(format!("/admin/v1/users/export?after={id}")).keys(&b.keys);
+        probes.push(Probe {
+            req: after(id),
+            twin: Twin::Exact(after(&random())),
+        });
+    }
     for identifier in &a.identifiers {
         let q = url_encode(&identifier[..identifier.len().min(8)]);
         for path in [
             format!("/admin/v1/users?status=all&q={q}"),
             format!("/admin/v1/users/count?status=all&q={q}"),
+            format!("/admin/v1/users/export?q={q}"),
         ] {
             probes.push(Probe {
                 req: Req::get(path).keys(&b.keys),
@@ -424,6 +441,18 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
         probes.push(Probe {
             req: admin(&format!("x{identifier}")),
             twin: Twin::Alike(admin(&format!("x{unused}"))),
+        });
+        // An import names identifiers too (an import of A's user ids is refused with ID_TAKEN,
+        // as ids are unique across the server: README states what that tells).
+        let import = |id: &str| {
+            let line = format!("{}\n", json!({ "identifier": id }));
+            Req::post("/admin/v1/users/import")
+                .keys(&b.keys)
+                .body(Some("application/x-ndjson"), line.into_bytes())
+        };
+        probes.push(Probe {
+            req: import(&format!("i{identifier}")),
+            twin: Twin::Alike(import(&format!("i{unused}"))),
         });
     }
     probes
@@ -499,6 +528,19 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
                     || ids != all_b
                     || json["total"] != b.user_ids.len())
                 .then(|| "not exactly B's users".to_owned())
+            }
+            Twin::OwnExport => {
+                let ids: BTreeSet<String> = reply
+                    .body
+                    .lines()
+                    .map(|line| {
+                        let record: Value = serde_json::from_str(line).unwrap_or_default();
+                        record["id"].as_str().unwrap_or_default().to_owned()
+                    })
+                    .collect();
+                let all_b: BTreeSet<String> = b.user_ids.iter().cloned().collect();
+                (reply.status != StatusCode::OK || ids != all_b)
+                    .then(|| "not exactly B's users".to_owned())
             }
             Twin::OwnPage => {
                 let users = reply.json().as_array().cloned().unwrap_or_default();

@@ -205,6 +205,11 @@ impl Matrix {
             Route::V2Verify => Req::post("/v2/users/verify")
                 .json(&json!({"email": target.v2_email, "password": PASSWORD})),
             Route::AdminUserEvents => Req::get(format!("/admin/v1/users/{}/events", target.v0_id)),
+            Route::AdminExport => Req::get("/admin/v1/users/export?status=active"),
+            Route::AdminImport => Req::post("/admin/v1/users/import").body(
+                Some("application/x-ndjson"),
+                format!("{}\n", json!({ "identifier": format!("imported{n}@example.com") })),
+            ),
         }
     }
 

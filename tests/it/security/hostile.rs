@@ -187,6 +187,8 @@ fn sample_uri(route: Route) -> &'static str {
         Route::V0Event => "/api/v0/event/create",
         Route::V2Verify => "/v2/users/verify",
         Route::AdminUserEvents => "/admin/v1/users/@@KATE@@/events",
+        Route::AdminExport => "/admin/v1/users/export",
+        Route::AdminImport => "/admin/v1/users/import?dry_run=true",
     }
 }
 
@@ -248,7 +250,11 @@ fn body_around(route: Route) -> Option<Wrap> {
         | Route::AdminDisable
         | Route::AdminEnable
         | Route::AdminAudit
-        | Route::AdminSignups => None,
+        | Route::AdminSignups
+        | Route::AdminExport => None,
+        // One NDJSON line; sent as application/json it is refused as no array, still a 200
+        // whose lines say so. The corpus imports as a dry run: nothing is written.
+        Route::AdminImport => Some(|v| wrap("{\"identifier\": ", v, "}\n")),
     }
 }
 
@@ -495,6 +501,18 @@ fn corpus() -> Vec<Input> {
             let uri = format!("/admin/v1/users/count?{param}={v}");
             c.plain(Route::AdminCount, Req::get(uri));
         }
+        for param in ["q", "status", "created_before", "after", "include", "limit"] {
+            let uri = format!("/admin/v1/users/export?{param}={v}");
+            c.plain(Route::AdminExport, Req::get(uri));
+        }
+        for param in ["on_conflict", "dry_run"] {
+            let uri = format!("/admin/v1/users/import?dry_run=true&{param}={v}");
+            let line = b"{\"identifier\": \"hostile.import@example.com\"}\n".to_vec();
+            c.plain(
+                Route::AdminImport,
+                Req::post(uri).body(Some("application/x-ndjson"), line),
+            );
+        }
         c.plain(
             Route::AdminAudit,
             Req::get(format!("/admin/v1/audit?cursor={v}")),
@@ -678,8 +696,13 @@ fn corpus() -> Vec<Input> {
         let at = |bytes: Vec<u8>, content_type: Option<&str>| {
             Req::new(keyed.method.clone(), uri).body(content_type, bytes)
         };
+        // The import reads NDJSON: its bodies are sent as such (application/json is an array).
+        let json = match route {
+            Route::AdminImport => "application/x-ndjson",
+            _ => "application/json",
+        };
         for value in hostile_json_values() {
-            c.plain(route, at(body(value.as_bytes()), Some("application/json")));
+            c.plain(route, at(body(value.as_bytes()), Some(json)));
         }
         let deep = |open: &str| open.repeat(100_000);
         let mut raw: Vec<Vec<u8>> = vec![
@@ -714,7 +737,7 @@ fn corpus() -> Vec<Input> {
         };
         raw.push(dup("\"d1@example.com\"", "\"d2@example.com\""));
         for bytes in raw {
-            c.plain(route, at(bytes, Some("application/json")));
+            c.plain(route, at(bytes, Some(json)));
         }
         for wrapper in [
             |b: Vec<u8>| [b"\xef\xbb\xbf".to_vec(), b].concat(),
@@ -725,7 +748,7 @@ fn corpus() -> Vec<Input> {
             |b: Vec<u8>| b.iter().flat_map(|&byte| [byte, 0]).collect::<Vec<u8>>(),
         ] {
             let bytes = wrapper(body(valid(&c).as_bytes()));
-            c.plain(route, at(bytes, Some("application/json")));
+            c.plain(route, at(bytes, Some(json)));
         }
         for content_type in [
             None,
@@ -928,7 +951,9 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         let after = Snapshot::take(&app, None);
         let (added, changed) = after.diff(&before);
         if reply.status.is_success() {
-            let creates = input.route.is_some_and(Route::creates);
+            // The corpus imports as a dry run: its successes write nothing.
+            let creates = input.route.is_some_and(Route::creates)
+                && input.route != Some(Route::AdminImport);
             // Only a create's or a patch's answer names a row (an event's `ID` is a number).
             let id = || reply_id(&reply);
             let fits = match input.route {
