@@ -68,9 +68,9 @@ enum Command {
         #[arg(long)]
         to: String,
         /// Rows per INSERT statement (fewer for wide tables, to stay under 30,000 parameters).
-        #[arg(long, default_value_t = 1000,
-              value_parser = clap::value_parser!(u32).range(1..=30_000))]
-        batch: u32,
+        #[arg(long, default_value_t = cotterd::copy::DEFAULT_BATCH,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=30_000))]
+        batch: usize,
     },
 }
 
@@ -298,13 +298,13 @@ fn migrate(database: &DatabaseSettings) -> Result<(), String> {
 
 /// `cotterd copy`: both sides take the SQLite settings of every command; DATABASE_URL plays no
 /// part.
-fn copy(database: &DatabaseSettings, from: String, to: String, batch: u32) -> Result<(), String> {
+fn copy(database: &DatabaseSettings, from: String, to: String, batch: usize) -> Result<(), String> {
     let side = |database_url| DatabaseSettings {
         database_url,
         ..database.clone()
     };
     let mut out = std::io::stdout();
-    cotterd::copy::run(&side(from), &side(to), batch as usize, &mut out)?;
+    cotterd::copy::run(&side(from), &side(to), batch, &mut out)?;
     Ok(())
 }
 

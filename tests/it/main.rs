@@ -7,6 +7,7 @@
 //! - `ops`: probes, request ids, rate limits, metrics, request limits;
 //! - `openapi`: the document against the route table, the route catalogue and live answers;
 //! - `cli`: the binary's commands and a served request over real sockets;
+//! - `copy`: `cotterd copy` between SQLite and PostgreSQL, both ways, and what it refuses;
 //! - `security`: hostile input on every route, cross-project probes, the credentials matrix;
 //! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
 //! - `properties`: normalisation and paging on generated inputs;
@@ -23,6 +24,7 @@ mod common;
 mod admin_api;
 mod bench_sql;
 mod cli;
+mod copy;
 mod faults;
 mod openapi;
 mod ops;
