@@ -59,6 +59,34 @@ impl MessageBody for ChannelBody {
     }
 }
 
+/// How long a client may read nothing of a transfer's answer before the transfer gives up (it
+/// holds a database connection, a transaction and a transfer place meanwhile).
+const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Hands `chunk` to the response from a transfer's thread, waiting while the client is slower
+/// than the database, at most [`STALL_LIMIT`]; false when the client went away or stalled.
+fn send(
+    chunks: &mpsc::Sender<std::result::Result<Bytes, Error>>,
+    chunk: std::result::Result<Bytes, Error>,
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut chunk = chunk;
+    loop {
+        match chunks.try_send(chunk) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if started.elapsed() > STALL_LIMIT {
+                    log::warn!("a transfer's client read nothing for {STALL_LIMIT:?}: stopped");
+                    return false;
+                }
+                chunk = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
 /// Starts `work` on a thread of its own.
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> std::result::Result<(), Error> {
     std::thread::Builder::new()
@@ -161,14 +189,14 @@ pub(crate) async fn export_users(
         let sent = chunks.clone();
         let result = db::with_conn(&pool, |conn| {
             export::run(conn, project.id(), &export, |lines| {
-                sent.blocking_send(Ok(Bytes::from(lines))).is_ok()
+                send(&sent, Ok(Bytes::from(lines)))
             })
         });
         if let Err(err) = result {
             if let Error::Internal(detail) = &err {
                 log::error!("export of project {} failed: {detail}", project.id());
             }
-            let _ = chunks.blocking_send(Err(err));
+            send(&chunks, Err(err));
         }
     })?;
     // The first chunk (or the refusal, before anything is sent) decides the status.
@@ -311,10 +339,7 @@ pub(crate) async fn import_users(
     spawn("cotterd-import", move || {
         let _slot = slot;
         let mut buffer = Vec::with_capacity(64 * 1024);
-        let flush = |buffer: &mut Vec<u8>| {
-            let chunk = Bytes::from(std::mem::take(buffer));
-            lines.blocking_send(Ok(chunk)).is_ok()
-        };
+        let flush = |buffer: &mut Vec<u8>| send(&lines, Ok(Bytes::from(std::mem::take(buffer))));
         let summary = import::run(
             conn.conn(),
             project.id(),
