@@ -93,14 +93,19 @@ pub fn run(
         let mut written = 0u64;
         loop {
             // `page_query` reads one more than asked, to tell whether more follow.
-            let rows: Vec<(User, Profile, Option<String>)> =
-                admin::page_query(project, &export.filter, Order::CreatedAsc, &start, CHUNK - 1)
-                    .select((
-                        User::as_select(),
-                        Profile::as_select(),
-                        users::password_hash,
-                    ))
-                    .load(conn)?;
+            let rows: Vec<(User, Profile, Option<String>)> = admin::page_query(
+                project,
+                &export.filter,
+                Order::CreatedAsc,
+                &start,
+                CHUNK - 1,
+            )
+            .select((
+                User::as_select(),
+                Profile::as_select(),
+                users::password_hash,
+            ))
+            .load(conn)?;
             let Some((last, _, _)) = rows.last() else {
                 break;
             };

@@ -106,9 +106,7 @@ pub fn import_users(
         BufReader::new(bar.wrap_read(input)),
         options,
         &Context::cli(),
-        |outcome| {
-            serde_json::to_writer(&mut out, outcome).is_ok() && out.write_all(b"\n").is_ok()
-        },
+        |outcome| serde_json::to_writer(&mut out, outcome).is_ok() && out.write_all(b"\n").is_ok(),
     );
     let _ = serde_json::to_writer(&mut out, &import::SummaryLine { summary: &summary });
     let _ = out.write_all(b"\n");

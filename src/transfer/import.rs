@@ -428,10 +428,7 @@ impl Known {
             // nothing of that user is read or shown.
             let found: Vec<(String, String)> = users::table
                 .filter(users::id.eq_any(chunk))
-                .select((
-                    users::id,
-                    users::issuer,
-                ))
+                .select((users::id, users::issuer))
                 .load(conn)?;
             for (id, issuer) in found {
                 match issuer == project.as_str() {
@@ -488,7 +485,10 @@ impl Known {
     fn decide(&self, project: &ProjectId, record: &Prepared, mode: OnConflict) -> Decision {
         let id = record.id();
         let target = match record.kind {
-            Kind::Minimal => self.identifiers.get(&record.row.identifier_normalized).cloned(),
+            Kind::Minimal => self
+                .identifiers
+                .get(&record.row.identifier_normalized)
+                .cloned(),
             Kind::Export | Kind::Cotter if self.here.contains(id) => Some(id.to_owned()),
             Kind::Export | Kind::Cotter if self.elsewhere.contains(id) => {
                 return Decision::Refuse(Rejection {
@@ -512,7 +512,21 @@ impl Known {
                 detail: "a user of the project has this id".into(),
             },
         };
+        // A minimal record changes only what it names: naming nothing, it has nothing to update.
+        let nothing_to_change = record.kind == Kind::Minimal
+            && record.row.password_hash.is_none()
+            && !record.names_client_user_id
+            && !record.names_created_at;
         match (target, mode, clash) {
+            (Some(target), OnConflict::Update, None) if nothing_to_change => Decision::Skip(
+                target,
+                Rejection {
+                    code: "NOTHING_TO_UPDATE",
+                    detail: "the user with this identifier exists, and the record names nothing \
+                             an update changes (password_hash, client_user_id, created_at)"
+                        .into(),
+                },
+            ),
             (None, _, None) => Decision::Create,
             (None, OnConflict::Skip, Some((why, Some(owner)))) => Decision::Skip(owner, why),
             (None, _, Some((why, _))) => Decision::Refuse(why),
@@ -537,7 +551,9 @@ impl Known {
                 if let Some(owner) = self.identifiers.get(normalized).filter(|o| other(o)) {
                     let why = Rejection {
                         code: "IDENTIFIER_TAKEN",
-                        detail: format!("user {owner} of the project has an identifier of this record"),
+                        detail: format!(
+                            "user {owner} of the project has an identifier of this record"
+                        ),
                     };
                     return Some((why, Some(owner.clone())));
                 }
@@ -579,9 +595,16 @@ impl Known {
         None
     }
 
-    /// Counts `record`'s user (now `id`) as existing, for the records after it.
+    /// Counts `record`'s user (now `id`) as existing, for the records after it. An update first
+    /// gives up what the user held that the record replaces (its identifiers, its app id).
     fn take(&mut self, project: &ProjectId, record: &Prepared, id: &str) {
         self.here.insert(id.to_owned());
+        if record.kind != Kind::Minimal {
+            self.identifiers.retain(|_, owner| owner != id);
+        }
+        if record.kind != Kind::Minimal || record.names_client_user_id {
+            self.client_ids.retain(|_, owner| owner != id);
+        }
         if record.live() {
             for normalized in &record.row.all_identifiers {
                 self.identifiers.insert(normalized.clone(), id.to_owned());

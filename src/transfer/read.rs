@@ -40,6 +40,8 @@ pub struct Reader<R> {
     /// The line the reader is on (1-based).
     line: u64,
     state: State,
+    /// Whether anything was read yet (a byte order mark is skipped first).
+    started: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,7 @@ impl<R: BufRead> Reader<R> {
             max_bytes,
             line: 1,
             state: State::Outside,
+            started: false,
         }
     }
 
@@ -96,6 +99,18 @@ impl<R: BufRead> Reader<R> {
                 other => return Ok(other),
             }
         }
+    }
+
+    /// Skips a UTF-8 byte order mark at the start of the file (editors on Windows write one).
+    fn skip_bom(&mut self) -> std::io::Result<()> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        if self.input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+            self.input.consume(3);
+        }
+        Ok(())
     }
 
     fn next_line(&mut self) -> std::io::Result<Option<Piece>> {
@@ -197,7 +212,10 @@ impl<R: BufRead> Reader<R> {
             }
         }
         Ok(match too_long {
-            true => Err(("RECORD_TOO_LARGE", format!("a record must be at most {} bytes", self.max_bytes))),
+            true => Err((
+                "RECORD_TOO_LARGE",
+                format!("a record must be at most {} bytes", self.max_bytes),
+            )),
             false => Ok(bytes),
         })
     }
@@ -267,6 +285,9 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.state == State::Done {
             return None;
         }
+        if let Err(e) = self.skip_bom() {
+            return Some(Err(e));
+        }
         let next = match self.format {
             Format::Ndjson => self.next_line(),
             Format::JsonArray => self.next_element(),
@@ -299,8 +320,16 @@ mod tests {
             ["1:{\"a\":1}", "3:{\"b\":2}\r", "5:{\"c\":\"x\"}"]
         );
         let long = format!("{{\"a\":\"{}\"}}\n{{}}\n", "x".repeat(50));
-        assert_eq!(pieces(Format::Ndjson, &long, 20), ["1:bad RECORD_TOO_LARGE", "2:{}"]);
+        assert_eq!(
+            pieces(Format::Ndjson, &long, 20),
+            ["1:bad RECORD_TOO_LARGE", "2:{}"]
+        );
         assert!(pieces(Format::Ndjson, "", 10).is_empty());
+        assert_eq!(
+            pieces(Format::Ndjson, "\u{feff}{}\n{}", 10),
+            ["1:{}", "2:{}"]
+        );
+        assert_eq!(pieces(Format::JsonArray, "\u{feff}[{}]", 10), ["1:{}"]);
     }
 
     #[test]
@@ -320,7 +349,10 @@ mod tests {
 
     #[test]
     fn broken_arrays_stop_with_the_line() {
-        assert_eq!(pieces(Format::JsonArray, "{\"a\":1}", 100), ["1:broken INVALID_JSON"]);
+        assert_eq!(
+            pieces(Format::JsonArray, "{\"a\":1}", 100),
+            ["1:broken INVALID_JSON"]
+        );
         assert_eq!(
             pieces(Format::JsonArray, "[{\"a\":1}\n{\"b\":2}]", 100),
             ["1:{\"a\":1}", "2:broken INVALID_JSON"]
@@ -330,7 +362,11 @@ mod tests {
             ["1:{\"a\":1}", "2:broken INVALID_JSON"]
         );
         assert_eq!(
-            pieces(Format::JsonArray, "[{\"a\":\"xxxxxxxxxxxxxxxxxxxxxx\"}, {}]", 10),
+            pieces(
+                Format::JsonArray,
+                "[{\"a\":\"xxxxxxxxxxxxxxxxxxxxxx\"}, {}]",
+                10
+            ),
             ["1:bad RECORD_TOO_LARGE", "1:{}"]
         );
     }

@@ -224,9 +224,8 @@ pub fn prepare(project: &ProjectId, line: u64, bytes: &[u8]) -> Result<Prepared,
             format!("identifiers may hold at most {MAX_RECORD_IDENTIFIERS} identifiers"),
         ));
     }
-    let parse_identifier = |raw: &str| {
-        Identifier::parse(raw).map_err(|e| reject("INVALID_IDENTIFIER", e.to_string()))
-    };
+    let parse_identifier =
+        |raw: &str| Identifier::parse(raw).map_err(|e| reject("INVALID_IDENTIFIER", e.to_string()));
     let listed = list
         .iter()
         .map(|raw| parse_identifier(raw))
@@ -288,7 +287,8 @@ pub fn prepare(project: &ProjectId, line: u64, bytes: &[u8]) -> Result<Prepared,
                 format!("a password hash is at most {MAX_HASH_BYTES} bytes"),
             ));
         }
-        passwords::imported_scheme(&hash).map_err(|why| reject("UNSUPPORTED_PASSWORD_HASH", why))?;
+        passwords::imported_scheme(&hash)
+            .map_err(|why| reject("UNSUPPORTED_PASSWORD_HASH", why))?;
         row.password_hash = Some(hash);
     }
     if let Some(profile) = raw.profile {
@@ -411,8 +411,10 @@ fn accounts_of(
         });
     }
     if let Some(ids) = account_ids {
-        let listed: Vec<Option<String>> =
-            ids.iter().map(|id| parse_uuid(id).map(|u| u.to_string())).collect();
+        let listed: Vec<Option<String>> = ids
+            .iter()
+            .map(|id| parse_uuid(id).map(|u| u.to_string()))
+            .collect();
         let held: Vec<Option<String>> = accounts.iter().map(|a| Some(a.id.clone())).collect();
         if listed != held {
             return Err(reject(

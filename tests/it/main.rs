@@ -33,5 +33,6 @@ mod properties;
 mod scoping;
 mod sdk_api;
 mod security;
+mod transfer;
 mod v0_api;
 mod v2_api;
