@@ -425,10 +425,16 @@ fn users_command(database: &DatabaseSettings, command: UsersCommand) -> Result<(
         } => {
             let json = match format.as_deref() {
                 Some(format) => format == "json",
-                None => file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")),
+                None => file
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json")),
             };
             let options = Options {
-                format: if json { Format::JsonArray } else { Format::Ndjson },
+                format: if json {
+                    Format::JsonArray
+                } else {
+                    Format::Ndjson
+                },
                 on_conflict: OnConflict::parse(&on_conflict).unwrap_or(OnConflict::Fail),
                 dry_run,
             };
@@ -440,7 +446,11 @@ fn users_command(database: &DatabaseSettings, command: UsersCommand) -> Result<(
                 summary.updated,
                 summary.skipped,
                 summary.errors,
-                if dry_run { " (dry run: nothing written)" } else { "" }
+                if dry_run {
+                    " (dry run: nothing written)"
+                } else {
+                    ""
+                }
             );
             match (summary.complete, summary.errors) {
                 (false, _) => Err(format!(

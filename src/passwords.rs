@@ -99,7 +99,8 @@ pub fn hash_now(password: &str) -> Result<String> {
 /// system's hash was made from the password as typed).
 pub fn verify(password: &str, phc: &str) -> bool {
     let normalized = normalize(password);
-    verify_normalized(&normalized, phc) || (normalized != password && verify_normalized(password, phc))
+    verify_normalized(&normalized, phc)
+        || (normalized != password && verify_normalized(password, phc))
 }
 
 /// A slow job for a hashing thread.
@@ -306,7 +307,9 @@ pub fn imported_scheme(hash: &str) -> std::result::Result<Scheme, String> {
                 .iter()
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'.' || *b == b'/');
         if !well_formed {
-            return Err("a bcrypt hash is $2a$, $2b$ or $2y$, a two-digit cost, $ and 53 characters".into());
+            return Err(
+                "a bcrypt hash is $2a$, $2b$ or $2y$, a two-digit cost, $ and 53 characters".into(),
+            );
         }
         let cost = u32::from(bytes[4] - b'0') * 10 + u32::from(bytes[5] - b'0');
         if !(4..=MAX_BCRYPT_COST).contains(&cost) {
@@ -505,7 +508,10 @@ mod tests {
                 b"hunter2 ok",
                 Some(pbkdf2::Algorithm::Pbkdf2Sha256.ident()),
                 None,
-                pbkdf2::Params { rounds: 1_000, output_length: 32 },
+                pbkdf2::Params {
+                    rounds: 1_000,
+                    output_length: 32,
+                },
                 &salt,
             )
             .unwrap()

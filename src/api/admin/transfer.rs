@@ -257,11 +257,12 @@ async fn spool(
             .await
             .map_err(|_| Error::RequestTimeout)?;
         let Some(chunk) = next else { break };
-        let chunk =
-            chunk.map_err(|_| Error::Invalid("could not read the request body".into()))?;
+        let chunk = chunk.map_err(|_| Error::Invalid("could not read the request body".into()))?;
         size += chunk.len() as u64;
         if size > limit {
-            return Err(Error::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX)));
+            return Err(Error::PayloadTooLarge(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ));
         }
         file.write_all(&chunk)
             .map_err(|e| Error::Internal(format!("cannot spool an import: {e}")))?;
@@ -305,7 +306,10 @@ pub(crate) async fn import_users(
     let on_conflict = match query.on_conflict.as_deref() {
         None => OnConflict::Fail,
         Some(raw) => OnConflict::parse(raw).ok_or_else(|| {
-            Error::problem("INVALID_PARAMETER", "on_conflict must be fail, skip or update")
+            Error::problem(
+                "INVALID_PARAMETER",
+                "on_conflict must be fail, skip or update",
+            )
         })?,
     };
     let dry_run = flag("dry_run", query.dry_run.as_deref())?;

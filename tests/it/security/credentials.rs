@@ -208,7 +208,10 @@ impl Matrix {
             Route::AdminExport => Req::get("/admin/v1/users/export?status=active"),
             Route::AdminImport => Req::post("/admin/v1/users/import").body(
                 Some("application/x-ndjson"),
-                format!("{}\n", json!({ "identifier": format!("imported{n}@example.com") })),
+                format!(
+                    "{}\n",
+                    json!({ "identifier": format!("imported{n}@example.com") })
+                ),
             ),
         }
     }

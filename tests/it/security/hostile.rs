@@ -952,8 +952,8 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         let (added, changed) = after.diff(&before);
         if reply.status.is_success() {
             // The corpus imports as a dry run: its successes write nothing.
-            let creates = input.route.is_some_and(Route::creates)
-                && input.route != Some(Route::AdminImport);
+            let creates =
+                input.route.is_some_and(Route::creates) && input.route != Some(Route::AdminImport);
             // Only a create's or a patch's answer names a row (an event's `ID` is a number).
             let id = || reply_id(&reply);
             let fits = match input.route {
