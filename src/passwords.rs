@@ -226,7 +226,13 @@ impl Hasher {
                 }
             }
             None => {
-                verify_normalized(&normalize(&password), dummy_hash());
+                // As much work as a known user's check: twice when the password is not in its
+                // normalised form (see `verify`).
+                let normalized = normalize(&password);
+                verify_normalized(&normalized, dummy_hash());
+                if normalized != password {
+                    verify_normalized(&password, dummy_hash());
+                }
                 Check {
                     matches: false,
                     stale: false,
@@ -288,10 +294,15 @@ pub enum Scheme {
     Pbkdf2Sha256,
 }
 
-/// Highest bcrypt cost an imported hash may have (a check at cost 15 takes about 2 s).
-pub const MAX_BCRYPT_COST: u32 = 15;
-/// Most PBKDF2 iterations an imported hash may ask for.
-pub const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+/// Highest bcrypt cost an imported hash may have (a check at cost 14 takes about a second).
+pub const MAX_BCRYPT_COST: u32 = 14;
+/// Most PBKDF2 iterations an imported hash may ask for (OWASP asks 600,000 for SHA-256).
+pub const MAX_PBKDF2_ROUNDS: u32 = 2_000_000;
+/// Longest PBKDF2 output (two SHA-256 blocks, each costing the rounds again).
+const MAX_PBKDF2_BYTES: usize = 64;
+/// Most argon2 work a stored hash may ask for, in KiB times passes (256 MiB four times): the
+/// memory cap alone would let a hash with billions of passes hold a hashing thread for good.
+const MAX_ARGON2_WORK: u64 = 256 * 1024 * 4;
 
 /// The scheme of a hash another system wrote, if this server can check it within its limits;
 /// otherwise why not (for an import's per-record answer). Never echoes the hash.
@@ -299,7 +310,7 @@ pub fn imported_scheme(hash: &str) -> std::result::Result<Scheme, String> {
     if hash.starts_with("$2") {
         let bytes = hash.as_bytes();
         let well_formed = hash.len() == 60
-            && matches!(&hash[..4], "$2a$" | "$2b$" | "$2y$")
+            && matches!(&bytes[..4], b"$2a$" | b"$2b$" | b"$2y$")
             && bytes[4].is_ascii_digit()
             && bytes[5].is_ascii_digit()
             && bytes[6] == b'$'
@@ -328,14 +339,20 @@ pub fn imported_scheme(hash: &str) -> std::result::Result<Scheme, String> {
         if params.rounds > MAX_PBKDF2_ROUNDS || params.rounds == 0 {
             return Err(format!("PBKDF2 rounds must be 1 to {MAX_PBKDF2_ROUNDS}"));
         }
+        if params.output_length > MAX_PBKDF2_BYTES {
+            return Err(format!(
+                "a PBKDF2 hash must be at most {MAX_PBKDF2_BYTES} bytes"
+            ));
+        }
         return Ok(Scheme::Pbkdf2Sha256);
     }
     if Algorithm::try_from(parsed.algorithm).is_ok() {
         let params = Params::try_from(&parsed)
             .map_err(|_| "the argon2 parameters are not m=…,t=…,p=…".to_owned())?;
-        if params.m_cost() > MAX_CHECK_KIB {
+        if !argon2_within_limits(&params) {
             return Err(format!(
-                "argon2 memory must be at most {MAX_CHECK_KIB} KiB to be checked"
+                "argon2 must use at most {MAX_CHECK_KIB} KiB, and memory times passes at most \
+                 {MAX_ARGON2_WORK} KiB, to be checked"
             ));
         }
         if let Some(version) = parsed.version {
@@ -355,7 +372,8 @@ pub fn imported_scheme(hash: &str) -> std::result::Result<Scheme, String> {
 fn verify_normalized(password: &str, stored: &str) -> bool {
     match imported_scheme(stored) {
         Ok(Scheme::Argon2) => verify_argon2(password, stored),
-        // The crate compares in constant time; it refuses passwords past bcrypt's 72 bytes.
+        // The crate compares in constant time; like bcrypt everywhere, it reads the first 72
+        // bytes of the password.
         Ok(Scheme::Bcrypt) => bcrypt::verify(password, stored).unwrap_or(false),
         Ok(Scheme::Pbkdf2Sha256) => PasswordHash::new(stored).is_ok_and(|hash| {
             argon2::password_hash::PasswordVerifier::verify_password(
@@ -367,6 +385,12 @@ fn verify_normalized(password: &str, stored: &str) -> bool {
         }),
         Err(_) => false,
     }
+}
+
+/// Whether argon2 parameters ask for no more memory and work than a check may take.
+fn argon2_within_limits(params: &Params) -> bool {
+    params.m_cost() <= MAX_CHECK_KIB
+        && u64::from(params.m_cost()) * u64::from(params.t_cost()) <= MAX_ARGON2_WORK
 }
 
 /// Whether a secret matches an argon2 PHC string of any variant, version and parameters.
@@ -386,7 +410,7 @@ fn verify_argon2(password: &str, phc: &str) -> bool {
     let Ok(params) = Params::try_from(&hash) else {
         return false;
     };
-    if params.m_cost() > MAX_CHECK_KIB {
+    if !argon2_within_limits(&params) {
         return false;
     }
     let mut salt_bytes = [0u8; 64];
@@ -535,6 +559,9 @@ mod tests {
             bcrypt[..50].to_owned(),
             "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
             "$pbkdf2-sha256$i=99000000,l=32$c2FsdA$aGFzaA".to_owned(),
+            "$pbkdf2-sha256$i=1000,l=128$c2FsdA$aGFzaA".to_owned(),
+            "$argon2id$v=19$m=65536,t=4000000000,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".to_owned(),
+            format!("$2a\u{e9}{}", "a".repeat(55)),
         ] {
             assert!(imported_scheme(&bad).is_err(), "{bad}");
             assert!(!verify("pw", &bad));

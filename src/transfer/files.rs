@@ -28,6 +28,16 @@ fn progress(total: u64, template: &str) -> ProgressBar {
     bar
 }
 
+/// Creates (or truncates) a file only its owner may read: an export holds personal data, and
+/// password hashes when asked.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Writes every user of the project (any status) as export records to `output` (standard
 /// output when `None`); how many.
 pub fn export_users(
@@ -51,7 +61,7 @@ pub fn export_users(
     );
     let mut out: Box<dyn Write> = match output {
         Some(path) => Box::new(
-            File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+            private_file(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };

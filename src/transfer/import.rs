@@ -178,6 +178,7 @@ pub fn run(
         complete: true,
         ..Summary::default()
     };
+    let mut statistics = Statistics { at: 0 };
     let mut batch = Batch {
         import: uuid::Uuid::new_v4().to_string(),
         number: 0,
@@ -198,16 +199,43 @@ pub fn run(
             }
         };
         batch.entries.push(entry);
-        if batch.entries.len() >= BATCH_RECORDS
-            && !batch.flush(conn, project, options, context, &mut summary, &mut emit)
-        {
-            return summary;
+        if batch.entries.len() >= BATCH_RECORDS {
+            if !batch.flush(conn, project, options, context, &mut summary, &mut emit) {
+                return summary;
+            }
+            statistics.refresh(conn, summary.created);
         }
     }
     if summary.complete {
         batch.flush(conn, project, options, context, &mut summary, &mut emit);
     }
     summary
+}
+
+/// The planner's statistics of the tables an import grows. PostgreSQL plans the batch's lookups
+/// from them, and on tables that an import is filling they say "nearly empty" until autovacuum's
+/// next look (a minute or more): the lookups then scan the project's rows, each batch slower
+/// than the last. They are refreshed each time the import has doubled what it wrote since.
+struct Statistics {
+    /// Users created when they were last refreshed.
+    at: u64,
+}
+
+impl Statistics {
+    fn refresh(&mut self, conn: &mut DbConn, created: u64) {
+        if created < (self.at * 2).max(BATCH_RECORDS as u64) {
+            return;
+        }
+        self.at = created;
+        if let DbConn::Pg(_) = conn {
+            // Only a hint: a role that may not ANALYZE leaves the work to autovacuum.
+            if let Err(e) =
+                diesel::sql_query("ANALYZE users, user_identifiers, accounts").execute(conn)
+            {
+                log::warn!("import: cannot refresh the planner's statistics: {e}");
+            }
+        }
+    }
 }
 
 struct Batch {
@@ -358,6 +386,10 @@ fn write_batch(
                                      client_user_id of this record"
                                 .into(),
                         },
+                        Error::Problems(problems) => Rejection {
+                            code: problems.first().map_or("INVALID_RECORD", |p| p.code),
+                            detail: Error::Problems(problems).to_string(),
+                        },
                         other => Rejection {
                             code: "CONFLICT",
                             detail: other.to_string(),
@@ -451,9 +483,11 @@ impl Known {
                 .load(conn)?;
             known.identifiers.extend(found);
         }
+        // App ids the records give, and the records' ids (an id must not be another user's app
+        // id either: lookups by id would find that user first).
         let client_ids: Vec<&str> = records
             .iter()
-            .map(|r| r.row.client_user_id.as_str())
+            .flat_map(|r| [r.row.client_user_id.as_str(), r.id()])
             .collect();
         for chunk in client_ids.chunks(LOOKUP_CHUNK) {
             let found: Vec<(String, String)> = scope::users_of(project)
@@ -546,6 +580,16 @@ impl Known {
         me: &str,
     ) -> Option<(Rejection, Option<String>)> {
         let other = |owner: &String| owner != me;
+        if let Some(owner) = self.client_ids.get(record.id()).filter(|o| other(o)) {
+            let why = Rejection {
+                code: "ID_TAKEN",
+                detail: format!(
+                    "user {owner} of the project has this id as its client_user_id: lookups by \
+                     id would find one user for the other"
+                ),
+            };
+            return Some((why, Some(owner.clone())));
+        }
         if record.live() {
             for normalized in &record.row.all_identifiers {
                 if let Some(owner) = self.identifiers.get(normalized).filter(|o| other(o)) {
@@ -567,11 +611,13 @@ impl Known {
                 return Some((why, Some(owner.clone())));
             }
         }
+        // Within the project only, as the v0 create's rule: another project's ids name nobody
+        // here (and this answer must not tell that they exist).
         let client = &record.row.client_user_id;
         let names_another = client != me
             && client != record.id()
             && UserId::parse(client).is_some()
-            && (self.here.contains(client) || self.elsewhere.contains(client));
+            && self.here.contains(client);
         if names_another {
             let why = Rejection {
                 code: "CLIENT_USER_ID_TAKEN",
@@ -668,7 +714,11 @@ fn apply(
                 code: Some(why.code),
                 detail: Some(why.detail),
             },
-            Decision::Refuse(why) => Outcome::refused(record.line, Some(record.id()), why),
+            // A minimal record's id was made up here: it names nobody.
+            Decision::Refuse(why) => {
+                let id = (record.kind != Kind::Minimal).then(|| record.id());
+                Outcome::refused(record.line, id, why)
+            }
         };
         outcomes.push(outcome);
     }
@@ -721,5 +771,19 @@ fn update(
     };
     let identifiers = full.then_some(row.all_identifiers.as_slice());
     store::update_imported(conn, project, target, &changes, identifiers)?;
+    // Accounts need a KYC reference (as opening one does): a profile without one may not
+    // replace the profile of a user that has accounts.
+    if profile && row.kyc_id.is_none() {
+        let held: i64 = scope::accounts_of(project)
+            .filter(accounts::user_id.eq(target))
+            .count()
+            .get_result(conn)?;
+        if held > 0 {
+            return Err(Error::problem(
+                "INVALID_ACCOUNT",
+                "the user has accounts, which need a kyc_id: the record's profile must keep one",
+            ));
+        }
+    }
     insert_accounts(conn, new_accounts)
 }

@@ -250,8 +250,11 @@ pub fn prepare(project: &ProjectId, line: u64, bytes: &[u8]) -> Result<Prepared,
             row.all_identifiers.push(identifier.normalized.clone());
         }
     }
-    if !list.is_empty() {
-        row.identifiers = Some(serde_json::to_string(&list).map_err(|e| invalid(e.to_string()))?);
+    if !listed.is_empty() {
+        // As given (trimmed), in the record's order: Cotter's lists read back as Cotter printed
+        // them.
+        let given: Vec<&str> = listed.iter().map(|i| i.given.as_str()).collect();
+        row.identifiers = Some(serde_json::to_string(&given).map_err(|e| invalid(e.to_string()))?);
     }
     if let Some(client_user_id) = &client_user_id {
         row.client_user_id = client_user_id.as_str().to_owned();
@@ -298,11 +301,17 @@ pub fn prepare(project: &ProjectId, line: u64, bytes: &[u8]) -> Result<Prepared,
 
     let enrolled = raw.enrolled.unwrap_or_default();
     if !enrolled.is_empty() {
+        // Only the method names the server knows are echoed (the list is the file's to fill).
+        let known: Vec<&str> = enrolled
+            .iter()
+            .map(String::as_str)
+            .filter(|m| ["PIN", "BIOMETRIC", "TRUSTED_DEVICE", "WEBAUTHN"].contains(m))
+            .collect();
         notes.push(reject(
             "ENROLLED_NOT_IMPORTED",
             format!(
-                "enrolled {enrolled:?} was not kept: keys and PINs are never exported, so the \
-                 user enrolls again (enrolled is [])"
+                "enrolled {known:?} was not kept: keys and PINs are never exported, so the user \
+                 enrolls again (enrolled is [])"
             ),
         ));
     }

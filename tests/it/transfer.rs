@@ -2511,7 +2511,81 @@ async fn updates_in_a_batch_free_what_they_replace(backend: Backend) {
     assert_eq!(found["ID"], fresh.as_str());
 }
 
+/// Ids and app ids cannot shadow each other within a project; another project's ids are not
+/// revealed through `client_user_id`; an update may not leave accounts without a `kyc_id`.
+async fn imported_ids_never_shadow_or_reveal_other_users(backend: Backend) {
+    let app = TestApp::new(backend);
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let keys = app.project("ids");
+    let other = app.project("other");
+
+    // A user whose app id is a UUID; a later record may not take that UUID as its id.
+    let app_id = uuid::Uuid::new_v4().to_string();
+    let body = minimal_ndjson(&[json!({"identifier": "v@example.com", "client_user_id": app_id})]);
+    let made = import(&svc, &keys, "", NDJSON, body).await;
+    let v = made.ids()[0].unwrap().to_owned();
+    let body = minimal_ndjson(&[json!({"id": app_id, "identifier": "w@example.com"})]);
+    for mode in ["", "on_conflict=skip", "on_conflict=update"] {
+        let refused = import(&svc, &keys, mode, NDJSON, body.clone()).await;
+        assert_eq!(refused.codes(), [Some("ID_TAKEN")], "{mode}");
+        assert_ne!(refused.statuses(), ["created"], "{mode}");
+    }
+    let found = ok_json(
+        &svc,
+        Req::get(format!("/api/v0/user/{app_id}")).key_id(&keys.id),
+    )
+    .await;
+    assert_eq!(found["ID"], v.as_str());
+
+    // Another project's user id as an app id: nothing to say about it here.
+    let theirs = import(
+        &svc,
+        &other,
+        "",
+        NDJSON,
+        minimal_ndjson(&[json!({"identifier": "t@example.com"})]),
+    )
+    .await;
+    let theirs = theirs.ids()[0].unwrap().to_owned();
+    let body = minimal_ndjson(&[json!({"identifier": "x@example.com", "client_user_id": theirs})]);
+    let twin = minimal_ndjson(&[json!({"identifier": "x@example.com",
+                                       "client_user_id": uuid::Uuid::new_v4().to_string()})]);
+    let (one, two) = (
+        import(&svc, &keys, "dry_run=true", NDJSON, body).await,
+        import(&svc, &keys, "dry_run=true", NDJSON, twin).await,
+    );
+    assert_eq!(one.statuses(), ["created"]);
+    assert_eq!(one.statuses(), two.statuses());
+    assert_eq!(one.codes(), two.codes());
+
+    // A user with an account keeps its kyc_id through an update.
+    let id = uuid::Uuid::new_v4().to_string();
+    let account = uuid::Uuid::new_v4().to_string();
+    let with_account = json!({"id": id, "identifier": "k@example.com",
+        "profile": {"email": null, "phone_number": null, "first_name": null, "last_name": null,
+                    "kyc_id": "kyc-1"},
+        "accounts": [{"id": account, "type": "checking", "created_at": "2026-01-01T00:00:00Z"}]});
+    let made = import(&svc, &keys, "", NDJSON, minimal_ndjson(&[with_account])).await;
+    assert_eq!(made.statuses(), ["created"]);
+    let without = json!({"id": id, "identifier": "k@example.com",
+        "profile": {"email": null, "phone_number": null, "first_name": null, "last_name": null,
+                    "kyc_id": null}});
+    let refused = import(
+        &svc,
+        &keys,
+        "on_conflict=update",
+        NDJSON,
+        minimal_ndjson(&[without]),
+    )
+    .await;
+    assert_eq!(refused.statuses(), ["error"]);
+    assert_eq!(refused.codes(), [Some("INVALID_ACCOUNT")]);
+    let kept = ok_json(&svc, Req::get(format!("/admin/v1/users/{id}")).keys(&keys)).await;
+    assert_eq!(kept["profile"]["kyc_id"], "kyc-1");
+}
+
 both_backends!(
+    imported_ids_never_shadow_or_reveal_other_users,
     updates_in_a_batch_free_what_they_replace,
     export_import_round_trip_to_the_other_backend_is_byte_identical,
     large_imports_go_in_batches_in_file_order_and_export_in_chunks,

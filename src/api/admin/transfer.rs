@@ -241,9 +241,13 @@ fn format_of(req: &HttpRequest) -> std::result::Result<Format, Error> {
     }
 }
 
-/// Writes the body to a temporary file as it arrives (each chunk within `idle` of the last),
-/// at most `limit` bytes: a file too large is refused before anything is imported, and an
-/// upload that breaks off imports nothing.
+/// Longest an upload may take in all, however steadily it trickles in (it holds a transfer
+/// place meanwhile): 64 MiB in 10 minutes is 110 KB/s.
+const UPLOAD_LIMIT: Duration = Duration::from_secs(600);
+
+/// Writes the body to a temporary file as it arrives (each chunk within `idle` of the last, the
+/// whole within [`UPLOAD_LIMIT`]), at most `limit` bytes: a file too large is refused before
+/// anything is imported, and an upload that breaks off imports nothing.
 async fn spool(
     mut payload: web::Payload,
     limit: u64,
@@ -252,8 +256,10 @@ async fn spool(
     let mut file = tempfile::tempfile()
         .map_err(|e| Error::Internal(format!("cannot make a temporary file: {e}")))?;
     let mut size = 0u64;
+    let started = std::time::Instant::now();
     loop {
-        let next = actix_web::rt::time::timeout(idle, payload.next())
+        let left = UPLOAD_LIMIT.saturating_sub(started.elapsed());
+        let next = actix_web::rt::time::timeout(idle.min(left), payload.next())
             .await
             .map_err(|_| Error::RequestTimeout)?;
         let Some(chunk) = next else { break };
