@@ -39,15 +39,11 @@ struct AccountJson {
     created_at: String,
 }
 
-/// One line of an export: the admin user object with the user's accounts and, when asked for,
-/// its password hash.
-#[derive(Debug, Serialize)]
-struct Record {
-    #[serde(flatten)]
-    user: AdminUserJson,
-    accounts: Vec<AccountJson>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password_hash: Option<Option<String>>,
+/// A chunk of users read, and their accounts, on its way from the reading thread to the
+/// writing one.
+struct Chunk {
+    rows: Vec<(User, Profile, Option<String>)>,
+    accounts: Vec<(String, String, String, chrono::NaiveDateTime)>,
 }
 
 /// Starts the snapshot the export reads in: on PostgreSQL a read-only REPEATABLE READ
@@ -65,11 +61,15 @@ fn snapshot(conn: &mut DbConn) -> Result<()> {
 /// then `id`), handing `write` a chunk of lines at a time; `write` answers false to stop (the
 /// client went away). How many records were written. An `after` that names no user of the
 /// project is `INVALID_PARAMETER`, before anything is written.
+///
+/// Two threads share the work: this one reads the chunks (the transaction is its connection's),
+/// another turns each into lines and writes them, so that the database reads the next chunk
+/// while the last one is written.
 pub fn run(
     conn: &mut DbConn,
     project: &ProjectId,
     export: &Export,
-    mut write: impl FnMut(Vec<u8>) -> bool,
+    write: impl FnMut(Vec<u8>) -> bool + Send,
 ) -> Result<u64> {
     conn.transaction(|conn| {
         snapshot(conn)?;
@@ -90,46 +90,55 @@ pub fn run(
                 })
             }
         };
-        let mut written = 0u64;
-        loop {
-            // `page_query` reads one more than asked, to tell whether more follow.
-            let rows: Vec<(User, Profile, Option<String>)> = admin::page_query(
-                project,
-                &export.filter,
-                Order::CreatedAsc,
-                &start,
-                CHUNK - 1,
-            )
-            .select((
-                User::as_select(),
-                Profile::as_select(),
-                users::password_hash,
-            ))
-            .load(conn)?;
-            let Some((last, _, _)) = rows.last() else {
-                break;
-            };
-            let more = rows.len() as i64 == CHUNK;
-            start = Start::After(Position::of(last, Order::CreatedAsc));
-            written += rows.len() as u64;
-            let lines = render(conn, project, rows, export.include_password_hash)?;
-            if !write(lines) || !more {
-                break;
-            }
-        }
-        Ok(written)
+        let include_password_hash = export.include_password_hash;
+        std::thread::scope(|scope| {
+            let (chunks, received) = std::sync::mpsc::sync_channel::<Chunk>(1);
+            let writer = scope.spawn(move || write_lines(received, include_password_hash, write));
+            let read = (|| -> Result<()> {
+                loop {
+                    // `page_query` reads one more than asked, to tell whether more follow.
+                    let rows: Vec<(User, Profile, Option<String>)> = admin::page_query(
+                        project,
+                        &export.filter,
+                        Order::CreatedAsc,
+                        &start,
+                        CHUNK - 1,
+                    )
+                    .select((
+                        User::as_select(),
+                        Profile::as_select(),
+                        users::password_hash,
+                    ))
+                    .load(conn)?;
+                    let Some((last, _, _)) = rows.last() else {
+                        return Ok(());
+                    };
+                    let more = rows.len() as i64 == CHUNK;
+                    start = Start::After(Position::of(last, Order::CreatedAsc));
+                    let accounts = accounts_of(conn, project, &rows)?;
+                    if chunks.send(Chunk { rows, accounts }).is_err() || !more {
+                        return Ok(());
+                    }
+                }
+            })();
+            drop(chunks);
+            let written = writer
+                .join()
+                .map_err(|_| Error::Internal("the export's writing thread panicked".into()))?;
+            read?;
+            written
+        })
     })
 }
 
-/// The NDJSON lines of a chunk of users, with their accounts (one query).
-fn render(
+/// The accounts of a chunk's users, oldest first (one query).
+fn accounts_of(
     conn: &mut DbConn,
     project: &ProjectId,
-    rows: Vec<(User, Profile, Option<String>)>,
-    include_password_hash: bool,
-) -> Result<Vec<u8>> {
+    rows: &[(User, Profile, Option<String>)],
+) -> Result<Vec<(String, String, String, chrono::NaiveDateTime)>> {
     let ids: Vec<&str> = rows.iter().map(|(user, _, _)| user.id.as_str()).collect();
-    let held: Vec<(String, String, String, chrono::NaiveDateTime)> = scope::accounts_of(project)
+    Ok(scope::accounts_of(project)
         .filter(accounts::user_id.eq_any(&ids))
         .order((accounts::created_at.asc(), accounts::id.asc()))
         .select((
@@ -138,17 +147,44 @@ fn render(
             accounts::account_type,
             accounts::created_at,
         ))
-        .load(conn)?;
+        .load(conn)?)
+}
+
+/// Turns each chunk into NDJSON lines and hands them to `write`; how many records were written.
+fn write_lines(
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    include_password_hash: bool,
+    mut write: impl FnMut(Vec<u8>) -> bool,
+) -> Result<u64> {
+    let mut written = 0u64;
+    for chunk in chunks {
+        let count = chunk.rows.len() as u64;
+        let lines = render(chunk, include_password_hash)?;
+        if !write(lines) {
+            break;
+        }
+        written += count;
+    }
+    Ok(written)
+}
+
+fn encoding(e: serde_json::Error) -> Error {
+    Error::Internal(format!("cannot write an export record: {e}"))
+}
+
+/// The NDJSON lines of a chunk: each user's admin object, its accounts and, when asked for, its
+/// password hash, one line each.
+fn render(chunk: Chunk, include_password_hash: bool) -> Result<Vec<u8>> {
     let mut by_user: HashMap<String, Vec<AccountJson>> = HashMap::new();
-    for (user_id, id, account_type, created_at) in held {
+    for (user_id, id, account_type, created_at) in chunk.accounts {
         by_user.entry(user_id).or_default().push(AccountJson {
             id,
             account_type,
             created_at: time::format(created_at),
         });
     }
-    let mut out = Vec::with_capacity(rows.len() * 512);
-    for (user, profile, password_hash) in rows {
+    let mut out = Vec::with_capacity(chunk.rows.len() * 1024);
+    for (user, profile, password_hash) in chunk.rows {
         let accounts = by_user.remove(&user.id).unwrap_or_default();
         let admin = AdminUser {
             account_ids: accounts.iter().map(|a| a.id.clone()).collect(),
@@ -156,14 +192,16 @@ fn render(
             user,
             profile,
         };
-        let record = Record {
-            user: AdminUserJson::try_from(admin)?,
-            accounts,
-            password_hash: include_password_hash.then_some(password_hash),
-        };
-        serde_json::to_writer(&mut out, &record)
-            .map_err(|e| Error::Internal(format!("cannot write an export record: {e}")))?;
-        out.push(b'\n');
+        // The admin object, then the record's own keys spliced in before its closing brace.
+        serde_json::to_writer(&mut out, &AdminUserJson::try_from(admin)?).map_err(encoding)?;
+        out.pop();
+        out.extend_from_slice(b",\"accounts\":");
+        serde_json::to_writer(&mut out, &accounts).map_err(encoding)?;
+        if include_password_hash {
+            out.extend_from_slice(b",\"password_hash\":");
+            serde_json::to_writer(&mut out, &password_hash).map_err(encoding)?;
+        }
+        out.extend_from_slice(b"}\n");
     }
     Ok(out)
 }

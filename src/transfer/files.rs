@@ -59,11 +59,11 @@ pub fn export_users(
         u64::try_from(total).unwrap_or(0),
         "{spinner} exporting {pos}/{len} users [{bar:30}] {per_sec} {eta}",
     );
-    let mut out: Box<dyn Write> = match output {
+    let mut out: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(
             private_file(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         ),
-        None => Box::new(std::io::stdout().lock()),
+        None => Box::new(std::io::stdout()),
     };
     let mut out = BufWriter::new(&mut out);
     let mut failed = None;

@@ -63,26 +63,41 @@ impl MessageBody for ChannelBody {
 /// holds a database connection, a transaction and a transfer place meanwhile).
 const STALL_LIMIT: Duration = Duration::from_secs(60);
 
-/// Hands `chunk` to the response from a transfer's thread, waiting while the client is slower
-/// than the database, at most [`STALL_LIMIT`]; false when the client went away or stalled.
-fn send(
-    chunks: &mpsc::Sender<std::result::Result<Bytes, Error>>,
-    chunk: std::result::Result<Bytes, Error>,
-) -> bool {
-    let started = std::time::Instant::now();
-    let mut chunk = chunk;
-    loop {
-        match chunks.try_send(chunk) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                if started.elapsed() > STALL_LIMIT {
-                    log::warn!("a transfer's client read nothing for {STALL_LIMIT:?}: stopped");
-                    return false;
-                }
-                chunk = back;
-                std::thread::sleep(Duration::from_millis(2));
+type Chunk = std::result::Result<Bytes, Error>;
+
+/// The sending end of a transfer's answer, used from the transfer's own threads: a send waits
+/// for room while the client is slower than the database (woken as soon as there is room), at
+/// most [`STALL_LIMIT`].
+#[derive(Clone)]
+struct Feed {
+    chunks: mpsc::Sender<Chunk>,
+    waiter: std::sync::Arc<tokio::runtime::Runtime>,
+}
+
+impl Feed {
+    fn new(chunks: mpsc::Sender<Chunk>) -> std::result::Result<Self, Error> {
+        let waiter = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot start a transfer's timer: {e}")))?;
+        Ok(Feed {
+            chunks,
+            waiter: std::sync::Arc::new(waiter),
+        })
+    }
+
+    /// Hands `chunk` to the response; false when the client went away or stalled.
+    fn send(&self, chunk: Chunk) -> bool {
+        match self
+            .waiter
+            .block_on(self.chunks.send_timeout(chunk, STALL_LIMIT))
+        {
+            Ok(()) => true,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                log::warn!("a transfer's client read nothing for {STALL_LIMIT:?}: stopped");
+                false
             }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
         }
     }
 }
@@ -184,19 +199,20 @@ pub(crate) async fn export_users(
     let slot = state.transfers.take().ok_or(Error::Unavailable)?;
     let pool = state.pool.clone();
     let (chunks, mut received) = mpsc::channel(2);
+    let feed = Feed::new(chunks)?;
     spawn("cotterd-export", move || {
         let _slot = slot;
-        let sent = chunks.clone();
+        let sent = feed.clone();
         let result = db::with_conn(&pool, |conn| {
             export::run(conn, project.id(), &export, |lines| {
-                send(&sent, Ok(Bytes::from(lines)))
+                sent.send(Ok(Bytes::from(lines)))
             })
         });
         if let Err(err) = result {
             if let Error::Internal(detail) = &err {
                 log::error!("export of project {} failed: {detail}", project.id());
             }
-            send(&chunks, Err(err));
+            feed.send(Err(err));
         }
     })?;
     // The first chunk (or the refusal, before anything is sent) decides the status.
@@ -346,10 +362,11 @@ pub(crate) async fn import_users(
         dry_run,
     };
     let (lines, received) = mpsc::channel(2);
+    let feed = Feed::new(lines)?;
     spawn("cotterd-import", move || {
         let _slot = slot;
         let mut buffer = Vec::with_capacity(64 * 1024);
-        let flush = |buffer: &mut Vec<u8>| send(&lines, Ok(Bytes::from(std::mem::take(buffer))));
+        let flush = |buffer: &mut Vec<u8>| feed.send(Ok(Bytes::from(std::mem::take(buffer))));
         let summary = import::run(
             conn.conn(),
             project.id(),
