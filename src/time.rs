@@ -55,7 +55,7 @@ pub fn format(t: NaiveDateTime) -> String {
     let mut nanos = t.nanosecond() % 1_000_000_000;
     if nanos != 0 {
         let mut width = 9;
-        while nanos % 10 == 0 {
+        while nanos.is_multiple_of(10) {
             nanos /= 10;
             width -= 1;
         }
