@@ -131,8 +131,9 @@ pub struct ExportQuery {
     /// Resume a dropped download after this user: the `id` of the last record received.
     #[param(value_type = Option<String>, format = Uuid)]
     pub after: Option<String>,
-    /// `password_hash` adds each user's password hash (PHC string, null without one).
-    #[param(value_type = Option<String>, pattern = "^password_hash$")]
+    /// `password_hash` adds each user's password hash (PHC string, null without one); empty
+    /// means none.
+    #[param(value_type = Option<String>, pattern = "^(password_hash)?$")]
     pub include: Option<String>,
 }
 
@@ -145,7 +146,7 @@ impl ExportQuery {
             created_before: self.created_before,
         }
         .filter()?;
-        let after = match self.after.as_deref().filter(|a| !a.is_empty()) {
+        let after = match self.after.as_deref() {
             None => None,
             Some(raw) => Some(UserId::parse(raw).ok_or_else(|| {
                 Error::problem("INVALID_PARAMETER", "after must be a user's id (a UUID)")
