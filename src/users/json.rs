@@ -59,23 +59,8 @@ impl TryFrom<User> for UserJson {
     type Error = Error;
 
     fn try_from(user: User) -> Result<Self, Error> {
-        let enrolled: Vec<String> = serde_json::from_str(&user.enrolled).map_err(|e| {
-            Error::Internal(format!(
-                "user {}: stored enrolled methods are not a JSON list of strings: {e}",
-                user.id
-            ))
-        })?;
-        let identifiers = user
-            .identifiers
-            .as_deref()
-            .map(serde_json::from_str::<serde_json::Value>)
-            .transpose()
-            .map_err(|e| {
-                Error::Internal(format!(
-                    "user {}: stored identifiers are not JSON: {e}",
-                    user.id
-                ))
-            })?;
+        let enrolled = user.stored_enrolled()?;
+        let identifiers = user.stored_identifiers()?;
         Ok(UserJson {
             client_user_id: user.client_user_id,
             id: user.id,

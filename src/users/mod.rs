@@ -46,6 +46,33 @@ pub struct User {
     pub client_user_id: String,
 }
 
+impl User {
+    /// The enrolled methods, read strictly: a row whose `enrolled` is not what the server
+    /// writes is corrupt, and answering it as if it had no methods would hide that.
+    pub fn stored_enrolled(&self) -> Result<Vec<String>> {
+        serde_json::from_str(&self.enrolled).map_err(|e| {
+            Error::Internal(format!(
+                "user {}: stored enrolled methods are not a JSON list of strings: {e}",
+                self.id
+            ))
+        })
+    }
+
+    /// The list of identifiers the user was created with (`null` when none), read strictly.
+    pub fn stored_identifiers(&self) -> Result<Option<serde_json::Value>> {
+        self.identifiers
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+            .transpose()
+            .map_err(|e| {
+                Error::Internal(format!(
+                    "user {}: stored identifiers are not JSON: {e}",
+                    self.id
+                ))
+            })
+    }
+}
+
 /// A user about to be stored. Only [`new_user`] makes one, so its `issuer` is the project it
 /// was made for.
 #[derive(Debug, Clone, Insertable)]

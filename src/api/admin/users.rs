@@ -73,23 +73,8 @@ impl TryFrom<AdminUser> for AdminUserJson {
             account_ids,
         } = admin;
         let status = Status::of(&user).as_str();
-        let identifiers = user
-            .identifiers
-            .as_deref()
-            .map(serde_json::from_str::<serde_json::Value>)
-            .transpose()
-            .map_err(|e| {
-                Error::Internal(format!(
-                    "user {}: stored identifiers are not JSON: {e}",
-                    user.id
-                ))
-            })?;
-        let enrolled: Vec<String> = serde_json::from_str(&user.enrolled).map_err(|e| {
-            Error::Internal(format!(
-                "user {}: stored enrolled methods are not a JSON list of strings: {e}",
-                user.id
-            ))
-        })?;
+        let identifiers = user.stored_identifiers()?;
+        let enrolled = user.stored_enrolled()?;
         Ok(AdminUserJson {
             client_user_id: user.client_user_id.clone(),
             id: user.id,
