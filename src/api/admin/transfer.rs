@@ -202,13 +202,15 @@ pub(crate) async fn export_users(
     let (chunks, mut received) = mpsc::channel(2);
     let feed = Feed::new(chunks)?;
     spawn("cotterd-export", move || {
-        let _slot = slot;
         let sent = feed.clone();
         let result = db::with_conn(&pool, |conn| {
             export::run(conn, project.id(), &export, |lines| {
                 sent.send(Ok(Bytes::from(lines)))
             })
         });
+        // The place is free before the answer can end (the last sender goes after it), so that
+        // a client's next transfer never finds its own last one still holding it.
+        drop(slot);
         if let Err(err) = result {
             if let Error::Internal(detail) = &err {
                 log::error!("export of project {} failed: {detail}", project.id());
@@ -365,7 +367,6 @@ pub(crate) async fn import_users(
     let (lines, received) = mpsc::channel(2);
     let feed = Feed::new(lines)?;
     spawn("cotterd-import", move || {
-        let _slot = slot;
         let mut buffer = Vec::with_capacity(64 * 1024);
         let flush = |buffer: &mut Vec<u8>| feed.send(Ok(Bytes::from(std::mem::take(buffer))));
         let summary = import::run(
@@ -384,6 +385,10 @@ pub(crate) async fn import_users(
         if serde_json::to_writer(&mut buffer, &SummaryLine { summary: &summary }).is_ok() {
             buffer.push(b'\n');
         }
+        // The connection and the place are given back before the answer ends, so that the
+        // client's next transfer finds them free.
+        drop(conn);
+        drop(slot);
         flush(&mut buffer);
     })?;
     Ok(HttpResponse::Ok()
