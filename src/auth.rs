@@ -29,6 +29,7 @@ use crate::db::DbConn;
 use crate::error::{Error, Result};
 use crate::ids;
 use crate::limits::Budget;
+use crate::sessions::{self, Session};
 use crate::{db, projects, AppState};
 
 /// Header naming the project.
@@ -69,6 +70,18 @@ pub enum Credentials {
     KeyAndSecret,
 }
 
+/// Whether a route takes the browser console's session cookie (`sessions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// Keys only.
+    Refused,
+    /// The keys, or, when no `API_KEY_ID` is sent, the session cookie (with its CSRF token on a
+    /// state-changing request): every admin route.
+    Accepted,
+    /// The session cookie only (keys are not looked at): the session's own routes.
+    Required,
+}
+
 /// An access policy: who may call a route, what a call spends, and the API whose error shape
 /// answers a refused call. Each API declares its policies (`api::v0`, `api::v2`).
 ///
@@ -81,6 +94,8 @@ pub trait Policy: 'static {
     const BUDGET: Budget;
     /// The envelope a refusal is answered in.
     type Error: From<Error> + ResponseError + 'static;
+    /// Whether the console's session stands in for the keys.
+    const CONSOLE: Console = Console::Refused;
 }
 
 /// What a request's key check needs to know of a project.
@@ -102,12 +117,22 @@ impl ProjectKeys {
     }
 }
 
+/// How a caller proved it acts for its project.
+#[derive(Debug, Clone)]
+enum Proof {
+    /// `API_KEY_ID` alone.
+    KeyId,
+    /// A live secret too, named by its printed prefix.
+    Secret(Arc<str>),
+    /// A console session, made with a live secret.
+    Console(Arc<Session>),
+}
+
 /// An authenticated caller's project.
 #[derive(Debug, Clone)]
 pub struct Project {
     keys: Arc<ProjectKeys>,
-    /// The printed prefix of the secret the caller sent, when it sent one.
-    secret: Option<Arc<str>>,
+    proof: Proof,
 }
 
 impl Project {
@@ -116,18 +141,28 @@ impl Project {
         &self.keys.id
     }
 
-    /// Whether the caller sent (a valid) `API_SECRET_KEY`.
+    /// Whether the caller proved it holds a live secret: it sent (a valid) `API_SECRET_KEY`,
+    /// or it is a console session (made with one).
     pub fn sent_secret(&self) -> bool {
-        self.secret.is_some()
+        !matches!(self.proof, Proof::KeyId)
+    }
+
+    /// The console session the call was made in, if it was.
+    pub fn session(&self) -> Option<&Session> {
+        match &self.proof {
+            Proof::Console(session) => Some(session),
+            _ => None,
+        }
     }
 
     /// Who made the call, as the audit trail names it: `secret:<prefix>` for a caller that sent
-    /// a secret (never the secret itself; every admin call does), `key` for one that sent only
-    /// the key id.
+    /// a secret (never the secret itself), `console:<session prefix>` for a console session,
+    /// `key` for one that sent only the key id.
     pub fn actor(&self) -> String {
-        match &self.secret {
-            Some(prefix) => format!("secret:{prefix}"),
-            None => "key".to_owned(),
+        match &self.proof {
+            Proof::Secret(prefix) => format!("secret:{prefix}"),
+            Proof::Console(session) => format!("console:{}", session.prefix()),
+            Proof::KeyId => "key".to_owned(),
         }
     }
 }
@@ -160,7 +195,7 @@ impl<P: Policy> FromRequest for Caller<P> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let project = authenticate(&req, P::CREDENTIALS, P::BUDGET).await?;
+            let project = authenticate(&req, P::CREDENTIALS, P::BUDGET, P::CONSOLE).await?;
             Ok(Caller {
                 project,
                 policy: PhantomData,
@@ -304,8 +339,19 @@ pub fn verify_keys(conn: &mut DbConn, key_id: &str, secret: &str) -> Result<Proj
     };
     Ok(Project {
         keys: Arc::new(keys),
-        secret: Some(prefix),
+        proof: Proof::Secret(prefix),
     })
+}
+
+impl AuthCache {
+    /// Drops what the cache holds of a project, after a change to its secrets on this instance,
+    /// so that the change takes effect here at once (elsewhere within the time to live).
+    pub fn forget(&self, id: &Uuid) {
+        if let Some(Caches { known, unknown }) = &self.caches {
+            known.invalidate(id);
+            unknown.invalidate(id);
+        }
+    }
 }
 
 fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
@@ -314,17 +360,39 @@ fn header<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
 
 /// Reads `API_KEY_ID` and finds its project; checks `API_SECRET_KEY` when the credentials ask
 /// for it, when the project requires it on every route, or whenever it is sent; then spends one
-/// unit of the project's `budget` (429 when it is spent).
+/// unit of the project's `budget` (429 when it is spent). Where the policy takes the console's
+/// session, a request without `API_KEY_ID` is checked by its session cookie instead.
 async fn authenticate(
     req: &HttpRequest,
     credentials: Credentials,
     budget: Budget,
+    console: Console,
 ) -> Result<Project> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| Error::Internal("application state is missing".into()))?;
-    let raw_id =
-        header(req, KEY_ID_HEADER).ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;
+    let raw_id = header(req, KEY_ID_HEADER);
+    let session_cookie = match console {
+        Console::Refused => None,
+        Console::Accepted if raw_id.is_some() => None,
+        Console::Accepted | Console::Required => {
+            let cookie = state
+                .settings
+                .console_enabled
+                .then(|| req.cookie(sessions::COOKIE))
+                .flatten();
+            if console == Console::Required && cookie.is_none() {
+                return Err(Error::Unauthorized(
+                    "no console session: sign in at /admin/signin",
+                ));
+            }
+            cookie
+        }
+    };
+    if let Some(cookie) = session_cookie {
+        return console_session(req, state, cookie.value(), budget).await;
+    }
+    let raw_id = raw_id.ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;
     let id = ids::parse_uuid(raw_id)
         .ok_or(Error::Unauthorized("API_KEY_ID is not a valid API key id"))?;
     let keys = state
@@ -345,6 +413,48 @@ async fn authenticate(
     state.limits.check(&keys.id, budget)?;
     Ok(Project {
         keys,
-        secret: secret_prefix,
+        proof: match secret_prefix {
+            Some(prefix) => Proof::Secret(prefix),
+            None => Proof::KeyId,
+        },
+    })
+}
+
+/// The project of the console session whose cookie holds `value`: the session must be live
+/// (`sessions::find`), a state-changing request must carry its CSRF token, and the call spends
+/// the project's `budget` as a call with keys would.
+async fn console_session(
+    req: &HttpRequest,
+    state: &AppState,
+    value: &str,
+    budget: Budget,
+) -> Result<Project> {
+    let ended = Error::Unauthorized("the console session has ended: sign in again");
+    let (project_id, token) = sessions::parse_cookie(value).ok_or(ended.clone())?;
+    let token = token.to_owned();
+    let lifetimes = sessions::Lifetimes::of(&state.settings);
+    let found = token.clone();
+    // The session first, so that a page whose session ended is told to sign in again (401)
+    // rather than that its token is wrong; another site's request never carries the cookie.
+    let session = db::run(&state.pool, move |conn| {
+        sessions::find(conn, &project_id, &found, lifetimes, crate::time::now())
+    })
+    .await?
+    .ok_or(ended.clone())?;
+    if !req.method().is_safe() {
+        let presented = header(req, sessions::CSRF_HEADER).unwrap_or_default();
+        if !sessions::csrf_matches(&token, presented) {
+            return Err(Error::CsrfRejected);
+        }
+    }
+    let keys = state
+        .auth
+        .get(&state.pool, project_id)
+        .await?
+        .ok_or(ended)?;
+    state.limits.check(&keys.id, budget)?;
+    Ok(Project {
+        keys,
+        proof: Proof::Console(Arc::new(session)),
     })
 }

@@ -191,6 +191,36 @@ pub struct Settings {
     #[arg(long, env = "TRANSFER_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub transfer_concurrency: u32,
+
+    /// Serves the browser console at `/admin/` and accepts its sessions on the admin API
+    /// (`false`: the console's pages and `/admin/v1/session` answer 404, and only the two
+    /// headers open the admin API).
+    #[arg(long, env = "CONSOLE_ENABLED", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub console_enabled: bool,
+
+    /// Leaves `Secure` off the console's session cookie whatever the address (for a console
+    /// reached over plain HTTP on a trusted network). Without it, `Secure` is left off only when
+    /// the server listens on a loopback address and the browser came to a loopback host.
+    #[arg(long, env = "CONSOLE_INSECURE_COOKIES", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub console_insecure_cookies: bool,
+
+    /// Seconds a console session may go unused before it ends.
+    #[arg(long, env = "CONSOLE_IDLE_TIMEOUT_SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    pub console_idle_timeout_secs: u64,
+
+    /// Seconds a console session lasts at most, however it is used.
+    #[arg(long, env = "CONSOLE_SESSION_MAX_SECS", default_value_t = 43_200,
+          value_parser = clap::value_parser!(u64).range(300..=2_592_000))]
+    pub console_session_max_secs: u64,
+
+    /// Console sign-in attempts one client address may make per minute (bursts of as many);
+    /// past it the answer is 429 with `Retry-After`. 0 turns the limit off.
+    #[arg(long, env = "CONSOLE_SIGNIN_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub console_signin_per_minute: u32,
 }
 
 impl Settings {

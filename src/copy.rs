@@ -283,6 +283,15 @@ tables! {
         request_id: Option<String>,
         detail: String,
     }
+    console_sessions (id) {
+        id: String,
+        issuer: String,
+        token_hash: Vec<u8>,
+        secret_id: String,
+        created_at: NaiveDateTime,
+        seen_at: NaiveDateTime,
+        ended_at: Option<NaiveDateTime>,
+    }
     idempotency_keys (issuer, key) {
         issuer: String,
         key: String,

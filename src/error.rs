@@ -84,6 +84,15 @@ pub enum Error {
     /// 401: missing or invalid API keys.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 403: a state-changing request made with the console's session cookie lacks its CSRF
+    /// token (`X-CSRF-Token`), or carries another.
+    #[error(
+        "a change made with the console's session cookie needs the session's token in X-CSRF-Token"
+    )]
+    CsrfRejected,
+    /// 409: the secret is the project's last live one; issue another before revoking it.
+    #[error("this is the project's last live secret: issue another before revoking it")]
+    LastSecret,
     /// 405: the route exists but not for this method; the methods it takes (`Allow`).
     #[error("method not allowed")]
     MethodNotAllowed(String),
@@ -132,7 +141,7 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::Problems(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Forbidden(_) | Error::CsrfRejected => StatusCode::FORBIDDEN,
             Error::NotFound(_) | Error::UserNotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -141,6 +150,7 @@ impl Error {
             | Error::UserDisabled
             | Error::UserDeleted
             | Error::IdempotencyKeyInUse
+            | Error::LastSecret
             | Error::Conflict(_) => StatusCode::CONFLICT,
             Error::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,6 +204,8 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::Unauthorized(_) => "UNAUTHORIZED",
             Error::Forbidden(_) => "FORBIDDEN",
+            Error::CsrfRejected => "CSRF_TOKEN_INVALID",
+            Error::LastSecret => "LAST_SECRET",
             Error::InvalidCredentials => "INVALID_CREDENTIALS",
             Error::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Error::RequestTimeout => "REQUEST_TIMEOUT",

@@ -1,14 +1,14 @@
 //! The server's own upkeep, run every few minutes on each instance: purging users deleted more
 //! than `DELETED_USER_RETENTION_DAYS` ago, and stored idempotent answers older than
 //! `IDEMPOTENCY_TTL_HOURS`, accepted login signatures too old to be replayed, and login events
-//! older than `EVENT_RETENTION_DAYS`. Every step is a conditional delete, so instances running it at the
+//! older than `EVENT_RETENTION_DAYS`, and console sessions over for a week. Every step is a conditional delete, so instances running it at the
 //! same time do each row once.
 
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::users::admin;
-use crate::{db, events, idempotency, time, AppState};
+use crate::{db, events, idempotency, sessions, time, AppState};
 
 /// How often the upkeep runs.
 const EVERY: Duration = Duration::from_secs(600);
@@ -23,6 +23,7 @@ pub struct Round {
     pub answers_orphaned: usize,
     pub signatures_forgotten: usize,
     pub events_expired: usize,
+    pub sessions_forgotten: usize,
 }
 
 /// How long each kind of row is kept: the server's settings.
@@ -32,6 +33,7 @@ pub struct Keep {
     pub idempotency_hours: u32,
     pub event_skew_secs: u64,
     pub event_days: u32,
+    pub console: sessions::Lifetimes,
 }
 
 impl Keep {
@@ -42,6 +44,7 @@ impl Keep {
             idempotency_hours: settings.idempotency_ttl_hours,
             event_skew_secs: settings.event_max_skew_secs,
             event_days: settings.event_retention_days,
+            console: sessions::Lifetimes::of(settings),
         }
     }
 }
@@ -55,6 +58,7 @@ pub fn round(pool: &db::Pool, now: chrono::NaiveDateTime, keep: Keep) -> (Round,
         idempotency_hours: idempotency_ttl_hours,
         event_skew_secs,
         event_days,
+        console,
     } = keep;
     let mut done = Round::default();
     let mut failed = None;
@@ -104,6 +108,10 @@ pub fn round(pool: &db::Pool, now: chrono::NaiveDateTime, keep: Keep) -> (Round,
                 }
             }
         }
+    }
+    match db::with_conn(pool, |conn| sessions::forget_old(conn, now, console)) {
+        Ok(n) => done.sessions_forgotten = n,
+        Err(err) => failed = Some(err),
     }
     (done, failed)
 }

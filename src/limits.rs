@@ -5,6 +5,7 @@
 //! `X-Forwarded-For` changes nothing, and unknown keys never reach a limiter, so the limiters
 //! hold at most one entry per project.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ use crate::config::Settings;
 use crate::error::{Envelope, Error, Result};
 use crate::ids::ProjectId;
 use crate::AppState;
+
+/// Failed console sign-ins a project's audit trail records per minute (per instance); the rest
+/// are logged.
+pub const AUDITED_SIGNIN_FAILURES_PER_MINUTE: u32 = 10;
 
 /// Which budget a request spends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +42,11 @@ pub struct RateLimits {
     reads: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     writes: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
     admin: Option<Arc<DefaultKeyedRateLimiter<ProjectId>>>,
+    /// Console sign-ins, by client address: the one limit not keyed by project, as a sign-in
+    /// has no project until it succeeds.
+    signins: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Failed console sign-ins audited per project: the rest are only logged.
+    signin_failures: Arc<DefaultKeyedRateLimiter<uuid::Uuid>>,
     clock: DefaultClock,
     /// `cotterd_rate_limited_total`, by budget.
     refused: prometheus::IntCounterVec,
@@ -60,6 +70,11 @@ impl RateLimits {
             reads: limiter(settings.rate_limit_reads),
             writes: limiter(settings.rate_limit_writes),
             admin: limiter(settings.rate_limit_admin),
+            signins: NonZeroU32::new(settings.console_signin_per_minute)
+                .map(|n| Arc::new(DefaultKeyedRateLimiter::dashmap(Quota::per_minute(n)))),
+            signin_failures: Arc::new(DefaultKeyedRateLimiter::dashmap(Quota::per_minute(
+                NonZeroU32::new(AUDITED_SIGNIN_FAILURES_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            ))),
             clock: DefaultClock::default(),
             refused,
         }
@@ -85,6 +100,33 @@ impl RateLimits {
                 Err(Error::RateLimited(secs.max(1)))
             }
         }
+    }
+
+    /// Spends one of the address's console sign-in attempts (`CONSOLE_SIGNIN_PER_MINUTE`), or
+    /// says how long to wait (429). The address is the connection's peer, never a header.
+    pub fn check_signin(&self, address: IpAddr) -> Result<()> {
+        /// Addresses remembered before the idle ones are forgotten.
+        const MAX_ADDRESSES: usize = 10_000;
+        let Some(limiter) = &self.signins else {
+            return Ok(());
+        };
+        if limiter.len() > MAX_ADDRESSES {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&address).map_err(|not_until| {
+            self.refused.with_label_values(&["signin"]).inc();
+            let wait = not_until.wait_time_from(self.clock.now());
+            Error::TooManyAttempts((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
+        })
+    }
+
+    /// Whether one more failed console sign-in of `project` is audited: at most
+    /// [`AUDITED_SIGNIN_FAILURES_PER_MINUTE`] a minute per project on this instance.
+    pub fn record_signin_failure(&self, project: uuid::Uuid) -> bool {
+        if self.signin_failures.len() > 10_000 {
+            self.signin_failures.retain_recent();
+        }
+        self.signin_failures.check_key(&project).is_ok()
     }
 
     /// Entries the limiters hold (at most three per project that made requests).

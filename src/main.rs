@@ -506,7 +506,13 @@ fn secrets_command(database: &DatabaseSettings, command: SecretsCommand) -> Resu
             id,
         } => with_conn(database, |conn| {
             let selector = secret_prefix.or(id).unwrap_or_default();
-            let revoked = projects::revoke_secret(conn, &project, &selector, &Context::cli())?;
+            let revoked = projects::revoke_secret(
+                conn,
+                &project,
+                &selector,
+                projects::LastSecret::Allow,
+                &Context::cli(),
+            )?;
             println!(
                 "Secret {} ({}) revoked; servers stop accepting it within AUTH_CACHE_TTL_SECS.",
                 revoked.id, revoked.prefix

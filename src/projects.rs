@@ -265,12 +265,22 @@ pub fn live_secrets(conn: &mut DbConn, project_id: &Uuid) -> Result<Vec<([u8; 32
         .collect())
 }
 
+/// Whether revoking may leave a project with no live secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastSecret {
+    /// The operator at the command line may (and issue a new one later with `secrets add`).
+    Allow,
+    /// Over the admin API it may not: the caller would lock itself out (409 `LAST_SECRET`).
+    Keep,
+}
+
 /// Revokes the live secret named by its id or its printed prefix (`cotterd_sk_1a2b3c4d`).
 /// The prefix must name exactly one live secret of the project.
 pub fn revoke_secret(
     conn: &mut DbConn,
     project_id: &Uuid,
     selector: &str,
+    last: LastSecret,
     context: &Context,
 ) -> Result<SecretRecord> {
     let selector = selector.trim();
@@ -281,9 +291,18 @@ pub fn revoke_secret(
         )));
     }
     conn.transaction(|conn| {
-        let live: Vec<SecretRecord> = list_secrets(conn, project_id)?
+        // Writing the project's row first makes concurrent revocations of one project take
+        // turns, so two of them cannot each leave the other's secret as the last one.
+        diesel::update(projects::table.find(project_id.to_string()))
+            .set(projects::require_secret.eq(projects::require_secret))
+            .execute(conn)?;
+        let all_live: Vec<SecretRecord> = list_secrets(conn, project_id)?
             .into_iter()
             .filter(|s| s.revoked_at.is_none())
+            .collect();
+        let live_count = all_live.len();
+        let live: Vec<SecretRecord> = all_live
+            .into_iter()
             .filter(|s| {
                 s.id == selector
                     || s.prefix.starts_with(selector)
@@ -291,6 +310,7 @@ pub fn revoke_secret(
             })
             .collect();
         let target = match live.as_slice() {
+            [_] if last == LastSecret::Keep && live_count == 1 => return Err(Error::LastSecret),
             [one] => one.clone(),
             [] => return Err(Error::NotFound("no live secret of this project matches")),
             _ => {

@@ -36,5 +36,6 @@ pub fn routes() -> Vec<Endpoint> {
 /// Registers [`routes`], and 404 (in the shape of the path's API) for every other path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     route::register(cfg, &routes());
+    crate::console::configure(cfg);
     cfg.default_service(web::to(route::not_found));
 }

@@ -35,6 +35,14 @@ impl Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("API_SECRET_KEY"))),
         );
         components.add_security_scheme(
+            "console_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::sessions::COOKIE,
+                "The browser console's session (`POST /admin/v1/session`); a state-changing \
+                 request made with it also sends the session's `csrf_token` in `X-CSRF-Token`.",
+            ))),
+        );
+        components.add_security_scheme(
             "metrics_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );

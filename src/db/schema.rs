@@ -138,7 +138,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_sessions (id) {
+        id -> Text,
+        issuer -> Text,
+        token_hash -> Binary,
+        secret_id -> Text,
+        created_at -> Timestamp,
+        seen_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(project_secrets -> projects (project_id));
+diesel::joinable!(console_sessions -> project_secrets (secret_id));
 diesel::joinable!(users -> projects (issuer));
 diesel::joinable!(accounts -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -152,5 +165,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_methods,
     credential_attempts,
     events,
-    used_signatures
+    used_signatures,
+    console_sessions
 );

@@ -2565,6 +2565,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
                 idempotency_hours: ttl_hours,
                 event_skew_secs: 300,
                 event_days: 90,
+                console: Default::default(),
             },
         );
         assert!(failed.is_none(), "{failed:?}");
@@ -2586,6 +2587,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             answers_orphaned: 0,
             signatures_forgotten: 0,
             events_expired: 0,
+            sessions_forgotten: 0,
         }
     );
     let mut left: Vec<String> = app
@@ -2644,6 +2646,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
             answers_orphaned: 0,
             signatures_forgotten: 0,
             events_expired: 0,
+            sessions_forgotten: 0,
         }
     );
     assert!(idempotency_rows(&app, &keys).is_empty());

@@ -30,8 +30,8 @@ use crate::common::{
 };
 use cotterd::config::DatabaseSettings;
 use cotterd::db::schema::{
-    accounts, audit_events, credential_attempts, events, idempotency_keys, project_secrets,
-    projects, used_signatures, user_identifiers, user_methods, users,
+    accounts, audit_events, console_sessions, credential_attempts, events, idempotency_keys,
+    project_secrets, projects, used_signatures, user_identifiers, user_methods, users,
 };
 use cotterd::db::{ConnectionManager, DbConn, Target};
 
@@ -291,6 +291,15 @@ fn dump(db: &TestDb) -> BTreeMap<&'static str, Vec<String>> {
             ),
         ),
         (
+            "console_sessions",
+            lines(
+                console_sessions::table
+                    .select(console_sessions::all_columns)
+                    .order(console_sessions::id)
+                    .load::<(String, String, Vec<u8>, String, Time, Time, Option<Time>)>(conn),
+            ),
+        ),
+        (
             "idempotency_keys",
             lines(
                 idempotency_keys::table
@@ -542,6 +551,13 @@ async fn fill(backend: Backend) -> Source {
     ok(
         &svc,
         Req::new(Method::DELETE, format!("/admin/v1/users/{c_id}")).keys(&keys),
+    )
+    .await;
+
+    // A console session.
+    ok(
+        &svc,
+        Req::post("/admin/v1/session").json(&json!({"key_id": keys.id, "secret": keys.secret})),
     )
     .await;
 

@@ -77,11 +77,15 @@ fn keyed_operations(doc: &Value) -> BTreeSet<(String, String, bool)> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            let all = |scheme: &str| {
-                !alternatives.is_empty() && alternatives.iter().all(|a| a.get(scheme).is_some())
-            };
-            if all("api_key_id") {
-                keyed.insert((method.to_uppercase(), path.clone(), all("api_secret_key")));
+            // The alternatives with keys: an admin operation also takes the console's session
+            // instead (`keyed_admin_operations_take_the_console_session`).
+            let with_keys: Vec<&Value> = alternatives
+                .iter()
+                .filter(|a| a.get("api_key_id").is_some())
+                .collect();
+            if !with_keys.is_empty() {
+                let needs_secret = with_keys.iter().all(|a| a.get("api_secret_key").is_some());
+                keyed.insert((method.to_uppercase(), path.clone(), needs_secret));
             }
         }
     }
@@ -102,6 +106,33 @@ fn the_catalogue_is_the_documents_keyed_operations() {
         .collect();
     assert_eq!(catalogue.len(), KEYED_ROUTES.len(), "no route twice");
     assert_eq!(catalogue, keyed_operations(&document()));
+}
+
+/// Every admin operation that takes the keys takes the console's session cookie instead (the
+/// extractor's `Console::Accepted`), and no other API's operation does.
+#[test]
+fn keyed_admin_operations_take_the_console_session() {
+    let doc = document();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let alternatives = operation["security"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let keyed = alternatives.iter().any(|a| a.get("api_key_id").is_some());
+            let session = alternatives
+                .iter()
+                .any(|a| a.get("console_session").is_some());
+            if keyed {
+                assert_eq!(
+                    session,
+                    path.starts_with("/admin/"),
+                    "{method} {path}: {alternatives:?}"
+                );
+            }
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["console_session"].is_object());
 }
 
 /// The schema documented for (template, method, status), with the components beside it so
@@ -150,10 +181,23 @@ async fn documented_operations_are_served(backend: Backend) {
         let reply = send(&svc, TestRequest::default().method(method_value).uri(&path)).await;
         let status = reply.status.as_u16();
         let operation = &doc["paths"][&template][method.to_lowercase()];
-        let needs_keys = operation["security"]
+        // Keys or a console session (the metrics token is needed only when it is set).
+        let needs_credentials = operation["security"]
             .as_array()
-            .is_some_and(|alternatives| alternatives.iter().all(|a| a.get("api_key_id").is_some()));
-        let expected = if needs_keys { 401 } else { 200 };
+            .is_some_and(|alternatives| {
+                alternatives
+                    .iter()
+                    .any(|a| a.get("api_key_id").is_some() || a.get("console_session").is_some())
+            });
+        // Without credentials: 401; an open operation that takes a body (the console's
+        // sign-in) refuses a request without one; the others answer.
+        let expected = if needs_credentials {
+            401
+        } else if operation["requestBody"].is_object() {
+            415
+        } else {
+            200
+        };
         assert_eq!(status, expected, "{method} {path}: {}", reply.body);
         assert!(
             doc["paths"][&template][method.to_lowercase()]["responses"][status.to_string()]

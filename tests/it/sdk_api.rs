@@ -2269,6 +2269,7 @@ async fn old_events_are_deleted_by_the_janitor(backend: Backend) {
         idempotency_hours: 24,
         event_skew_secs: 300,
         event_days,
+        console: Default::default(),
     };
     let (done, failed) = janitor::round(&app.state.pool, now, keep(0));
     assert!(failed.is_none());

@@ -581,8 +581,14 @@ async fn revoked_secrets_stop_working_and_rotation_overlaps(backend: Backend) {
     let old_prefix = &keys.secret[..cotterd::projects::SECRET_PREFIX.len() + 8];
     {
         let mut conn = app.state.pool.get().unwrap();
-        cotterd::projects::revoke_secret(conn.conn(), &project_id, old_prefix, &Context::cli())
-            .unwrap();
+        cotterd::projects::revoke_secret(
+            conn.conn(),
+            &project_id,
+            old_prefix,
+            cotterd::projects::LastSecret::Allow,
+            &Context::cli(),
+        )
+        .unwrap();
     }
     send(&svc, list_req(&keys, "0"))
         .await
@@ -612,8 +618,14 @@ async fn cached_keys_expire_within_the_ttl(backend: Backend) {
     let project_id = uuid::Uuid::parse_str(&keys.id).unwrap();
     {
         let mut conn = app.state.pool.get().unwrap();
-        cotterd::projects::revoke_secret(conn.conn(), &project_id, &keys.secret, &Context::cli())
-            .unwrap();
+        cotterd::projects::revoke_secret(
+            conn.conn(),
+            &project_id,
+            &keys.secret,
+            cotterd::projects::LastSecret::Allow,
+            &Context::cli(),
+        )
+        .unwrap();
     }
     let revoked_at = Instant::now();
     loop {

@@ -1,7 +1,8 @@
 //! The admin API (`/admin/v1`), for operators' dashboards: find, page, count, create, delete,
 //! restore, purge, disable and enable users; the audit trail; sign-up statistics.
 //!
-//! Every route needs both keys, whatever the project's policy, and spends the admin budget
+//! Every route needs both keys, whatever the project's policy, or the browser console's session
+//! (`session`, `sessions`), and spends the admin budget
 //! (`RATE_LIMIT_ADMIN`). Errors are RFC 9457 problem details with a stable `code`
 //! (`error::AdminError`). Every change is recorded in the audit trail in the change's own transaction.
 
@@ -9,6 +10,8 @@ mod audit;
 pub mod cursor;
 mod events;
 mod query;
+mod secrets;
+mod session;
 mod transfer;
 mod users;
 
@@ -21,7 +24,7 @@ use utoipa::OpenApi;
 
 use crate::api::doc::error_set;
 use crate::api::route::Endpoint;
-use crate::auth::{Credentials, Policy, Project};
+use crate::auth::{Console, Credentials, Policy, Project};
 use crate::error::{AdminError, ProblemBody, PROBLEM_JSON};
 use crate::limits::Budget;
 use crate::request_id::RequestId;
@@ -65,16 +68,36 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/admin/v1/stats/signups", |r| {
             r.to(audit::signups)
         }),
+        Endpoint::new(Method::GET, "/admin/v1/secrets", |r| {
+            r.to(secrets::list_secrets)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/secrets", |r| {
+            r.to(secrets::create_secret)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/secrets/{secret_id}/revoke", |r| {
+            r.to(secrets::revoke_secret)
+        }),
+        Endpoint::new(Method::POST, "/admin/v1/session", |r| {
+            r.to(session::sign_in)
+        }),
+        Endpoint::new(Method::GET, "/admin/v1/session", |r| {
+            r.to(session::get_session)
+        }),
+        Endpoint::new(Method::DELETE, "/admin/v1/session", |r| {
+            r.to(session::sign_out)
+        }),
     ]
 }
 
-/// Operators: both keys, whatever the project's policy; the admin budget.
+/// Operators: both keys, whatever the project's policy, or a console session; the admin
+/// budget.
 pub struct Operator;
 
 impl Policy for Operator {
     const CREDENTIALS: Credentials = Credentials::KeyAndSecret;
     const BUDGET: Budget = Budget::Admin;
     type Error = AdminError;
+    const CONSOLE: Console = Console::Accepted;
 }
 
 /// Who makes a change and in which request, for the audit trail.
@@ -136,5 +159,41 @@ error_set!(
     users::enable_user,
     audit::list_events,
     audit::signups,
-))]
+    secrets::list_secrets,
+    secrets::create_secret,
+    secrets::revoke_secret,
+    session::sign_in,
+    session::get_session,
+    session::sign_out,
+), modifiers(&SessionAlternative))]
 pub struct Doc;
+
+/// Adds the console's session cookie as an alternative to the two key headers on every admin
+/// operation that takes them (the extractor accepts either: `Console::Accepted`).
+struct SessionAlternative;
+
+impl utoipa::Modify for SessionAlternative {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if let Some(security) = &mut operation.security {
+                    let keyed = security.iter().any(|requirement| {
+                        serde_json::to_value(requirement)
+                            .is_ok_and(|value| value.get("api_key_id").is_some())
+                    });
+                    if keyed {
+                        security.push(SecurityRequirement::new("console_session", [""; 0]));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub enum Route {
     AdminUserEvents,
     AdminExport,
     AdminImport,
+    AdminSecrets,
+    AdminCreateSecret,
+    AdminRevokeSecret,
 }
 
 /// What the suites need to know of a keyed route.
@@ -60,7 +63,7 @@ pub struct KeyedRoute {
 
 /// Every keyed route, fixed paths before the templates that would also match them (the order the
 /// server matches in).
-pub const KEYED_ROUTES: [KeyedRoute; 30] = [
+pub const KEYED_ROUTES: [KeyedRoute; 33] = [
     KeyedRoute {
         route: Route::V0Create,
         method: Method::POST,
@@ -331,6 +334,34 @@ pub const KEYED_ROUTES: [KeyedRoute; 30] = [
         creates: false,
         takes_user_id: false,
     },
+    KeyedRoute {
+        route: Route::AdminSecrets,
+        method: Method::GET,
+        template: "/admin/v1/secrets",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
+    // Adds a secret, which is no user or account row (`creates` counts those).
+    KeyedRoute {
+        route: Route::AdminCreateSecret,
+        method: Method::POST,
+        template: "/admin/v1/secrets",
+        needs_secret: true,
+        success: StatusCode::CREATED,
+        creates: false,
+        takes_user_id: false,
+    },
+    KeyedRoute {
+        route: Route::AdminRevokeSecret,
+        method: Method::POST,
+        template: "/admin/v1/secrets/{secret_id}/revoke",
+        needs_secret: true,
+        success: StatusCode::OK,
+        creates: false,
+        takes_user_id: false,
+    },
 ];
 
 impl Route {
@@ -408,6 +439,19 @@ fn requests_are_matched_to_their_routes() {
             &format!("/admin/v1/users/{id}/restore"),
             Some(Route::AdminRestore),
         ),
+        (Method::GET, "/admin/v1/secrets", Some(Route::AdminSecrets)),
+        (
+            Method::POST,
+            "/admin/v1/secrets",
+            Some(Route::AdminCreateSecret),
+        ),
+        (
+            Method::POST,
+            &format!("/admin/v1/secrets/{id}/revoke"),
+            Some(Route::AdminRevokeSecret),
+        ),
+        (Method::GET, &format!("/admin/v1/secrets/{id}/revoke"), None),
+        (Method::POST, "/admin/v1/secrets//revoke", None),
     ] {
         assert_eq!(route_of(&method, path), route, "{method} {path}");
     }

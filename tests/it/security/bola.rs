@@ -1,4 +1,4 @@
-//! Cross-project probes: project B tries every way to reach project A's users.
+//! Cross-project probes: project B tries every way to reach project A's users and secrets.
 
 use std::collections::BTreeSet;
 
@@ -26,6 +26,9 @@ struct Population {
     user_ids: Vec<String>,
     account_ids: Vec<String>,
     identifiers: Vec<String>,
+    /// The ids of the project's secrets (its first, one issued over the admin API, and one
+    /// issued and revoked), oldest first.
+    secret_ids: Vec<String>,
     /// Ids, identifiers (as given and normalised), emails, kyc ids, account ids, phones, names,
     /// the project's keys.
     private: Vec<String>,
@@ -34,8 +37,8 @@ struct Population {
 }
 
 /// Makes a project's users: two through v0 (one with a mixed-case identifier), two through v2
-/// (one with a kyc_id and two accounts). `tag` and `digit` keep every value apart from other
-/// projects'.
+/// (one with a kyc_id and two accounts); and two more secrets over the admin API, one of them
+/// revoked. `tag` and `digit` keep every value apart from other projects'.
 async fn populate<S, B>(svc: &S, keys: &Keys, tag: &str, digit: u8) -> Population
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
@@ -88,6 +91,28 @@ where
         account_ids.push(reply_id(&reply));
     }
     others.extend(user_ids.iter().chain(&account_ids).cloned());
+    let mut issued = Vec::new();
+    for _ in 0..2 {
+        let reply = call(svc, &Req::post("/admin/v1/secrets").keys(keys)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        let json = reply.json();
+        others.push(json["secret"].as_str().unwrap().to_owned());
+        issued.push(reply_id(&reply));
+    }
+    let revoke = Req::post(format!("/admin/v1/secrets/{}/revoke", issued[0])).keys(keys);
+    let reply = call(svc, &revoke).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let list = own_secrets(svc, keys).await;
+    let secrets = list["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 3, "{list}");
+    let secret_ids: Vec<String> = secrets
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    for secret in secrets {
+        others.push(secret["id"].as_str().unwrap().to_owned());
+        others.push(secret["prefix"].as_str().unwrap().to_owned());
+    }
     others.extend(others.clone().iter().map(|s| s.to_uppercase()));
     let identifiers: Vec<String> = v0.into_iter().chain(v2).collect();
     let mut private = others.clone();
@@ -103,9 +128,26 @@ where
         user_ids,
         account_ids,
         identifiers,
+        secret_ids,
         private,
         private_but_identifiers: others,
     }
+}
+
+/// `GET /admin/v1/secrets` with `keys`: the project's secrets, as listed.
+async fn own_secrets<S, B>(svc: &S, keys: &Keys) -> Value
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let reply = call(svc, &Req::get("/admin/v1/secrets").keys(keys)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.json()
+}
+
+/// `POST /admin/v1/secrets/{id}/revoke` with `keys`.
+fn revoke_secret(id: &str, keys: &Keys) -> Req {
+    Req::post(format!("/admin/v1/secrets/{}/revoke", url_encode(id))).keys(keys)
 }
 
 /// What a probe's answer is compared with.
@@ -124,6 +166,8 @@ enum Twin {
     OwnPage,
     /// B's export: B's users only, and all of them.
     OwnExport,
+    /// B's secrets: B's only, and all of them.
+    OwnSecrets,
 }
 
 struct Probe {
@@ -220,7 +264,10 @@ fn by_user_id(route: Route, id: &str, keys: &Keys) -> Req {
         | Route::AdminAudit
         | Route::AdminSignups
         | Route::AdminExport
-        | Route::AdminImport => {
+        | Route::AdminImport
+        | Route::AdminSecrets
+        | Route::AdminCreateSecret
+        | Route::AdminRevokeSecret => {
             panic!("{route:?} takes no user id")
         }
     }
@@ -269,6 +316,18 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
                     by_user_id(route, &unused, &b.keys),
                 );
             }
+        }
+    }
+
+    // A's secret ids (live, and revoked), every spelling, revoked by B: the same 404 as an id
+    // no secret has (B has more than one live secret, so its last is not at stake either).
+    for id in &a.secret_ids {
+        let twin = random();
+        for (theirs, unused) in id_spellings(id).iter().zip(id_spellings(&twin)) {
+            exact(
+                revoke_secret(theirs, &b.keys),
+                revoke_secret(&unused, &b.keys),
+            );
         }
     }
 
@@ -345,6 +404,18 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
                 );
             }
         }
+        let secrets = if std::ptr::eq(secret_of, a) {
+            &a.secret_ids
+        } else {
+            &b.secret_ids
+        };
+        for id in secrets {
+            exact(revoke_secret(id, &mixed), revoke_secret(&random(), &mixed));
+        }
+        exact(
+            Req::get("/admin/v1/secrets").keys(&mixed),
+            Req::get("/admin/v1/secrets").keys(&made_up),
+        );
     }
     for id in &a.user_ids {
         // B's keys and A's key id as a second API_KEY_ID header, after B's and before them.
@@ -379,6 +450,15 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
     probes.push(Probe {
         req: Req::get("/admin/v1/users/export?include=password_hash").keys(&b.keys),
         twin: Twin::OwnExport,
+    });
+    probes.push(Probe {
+        req: Req::get("/admin/v1/secrets").keys(&b.keys),
+        twin: Twin::OwnSecrets,
+    });
+    // A's key id in the list's query changes nothing: B's list, still.
+    probes.push(Probe {
+        req: Req::get(format!("/admin/v1/secrets?project_id={}", a.keys.id)).keys(&b.keys),
+        twin: Twin::OwnSecrets,
     });
     // Resuming an export after one of A's users is refused as after an id no user has.
     for id in &a.user_ids {
@@ -455,6 +535,16 @@ fn bola_probes(a: &Population, b: &Population) -> Vec<Probe> {
             twin: Twin::Alike(import(&format!("i{unused}"))),
         });
     }
+    // B issues a secret naming A's project in the query and the body: B's secret, like any.
+    let issue = |project: &str| {
+        Req::post(format!("/admin/v1/secrets?project_id={project}"))
+            .keys(&b.keys)
+            .json(&json!({ "project_id": project, "key_id": project }))
+    };
+    probes.push(Probe {
+        req: issue(&a.keys.id),
+        twin: Twin::Alike(issue(&random())),
+    });
     probes
 }
 
@@ -478,6 +568,7 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
     let a = populate(&svc, &app.project("a"), "a", 1).await;
     let b = populate(&svc, &app.project("b"), "b", 2).await;
     let a_before = Snapshot::take(&app, Some(&a.keys.id));
+    let a_secrets_before = own_secrets(&svc, &a.keys).await;
 
     let probes = bola_probes(&a, &b);
     let probed: BTreeSet<Route> = probes
@@ -542,6 +633,18 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
                 (reply.status != StatusCode::OK || ids != all_b)
                     .then(|| "not exactly B's users".to_owned())
             }
+            Twin::OwnSecrets => {
+                let json = reply.json();
+                let ids: Vec<String> = json["secrets"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| s["id"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                (reply.status != StatusCode::OK || ids != b.secret_ids)
+                    .then(|| "not exactly B's secrets".to_owned())
+            }
             Twin::OwnPage => {
                 let users = reply.json().as_array().cloned().unwrap_or_default();
                 let ids: Vec<String> = users
@@ -568,6 +671,7 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
     }
     let a_after = Snapshot::take(&app, Some(&a.keys.id));
     let (added, changed) = a_after.diff(&a_before);
+    let a_secrets_after = own_secrets(&svc, &a.keys).await;
 
     figure(&format!("bola.{}.probes", backend.label()), probes.len());
     figure(&format!("bola.{}.leaks", backend.label()), leaks.len());
@@ -578,6 +682,10 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
     figure(
         &format!("bola.{}.a_rows_changed", backend.label()),
         added.len() + changed.len(),
+    );
+    figure(
+        &format!("bola.{}.a_secrets_changed", backend.label()),
+        usize::from(a_secrets_after != a_secrets_before),
     );
     assert!(
         leaks.is_empty(),
@@ -592,6 +700,10 @@ async fn other_projects_cannot_reach_a_users(backend: Backend) {
     assert_eq!(
         a_after, a_before,
         "A's rows changed: added {added:?}, changed {changed:?}"
+    );
+    assert_eq!(
+        a_secrets_after, a_secrets_before,
+        "A's secrets changed (one revoked, or one issued)"
     );
     assert_eq!(a_before.users.len(), 4);
     assert_eq!(a_before.accounts.len(), 2);

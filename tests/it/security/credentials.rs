@@ -61,6 +61,9 @@ struct Target {
     deleted_id: String,
     /// A user the admin API disables and enables.
     disabled_id: String,
+    /// A live secret of the project besides its first (so that it is not the last one), which
+    /// the admin API revokes.
+    spare_secret_id: String,
 }
 
 /// The projects of the matrix: one with and one without `--require-secret`, and a third
@@ -81,9 +84,21 @@ impl Matrix {
             let revoked = {
                 let mut conn = app.state.pool.get().unwrap();
                 let extra = projects::add_secret(conn.conn(), &project, &Context::cli()).unwrap();
-                projects::revoke_secret(conn.conn(), &project, &extra.prefix, &Context::cli())
-                    .unwrap();
+                projects::revoke_secret(
+                    conn.conn(),
+                    &project,
+                    &extra.prefix,
+                    projects::LastSecret::Allow,
+                    &Context::cli(),
+                )
+                .unwrap();
                 extra.secret
+            };
+            let spare_secret_id = {
+                let mut conn = app.state.pool.get().unwrap();
+                projects::add_secret(conn.conn(), &project, &Context::cli())
+                    .unwrap()
+                    .id
             };
             let v0_identifier = format!("reach.{name}@example.com");
             let req = Req::post("/api/v0/user/create").keys(&keys);
@@ -102,6 +117,7 @@ impl Matrix {
             }
             let [deleted_id, disabled_id]: [String; 2] = admin_ids.try_into().unwrap();
             targets.push(Target {
+                spare_secret_id,
                 deleted_id,
                 disabled_id,
                 keys,
@@ -213,6 +229,13 @@ impl Matrix {
                     json!({ "identifier": format!("imported{n}@example.com") })
                 ),
             ),
+            Route::AdminSecrets => Req::get("/admin/v1/secrets"),
+            Route::AdminCreateSecret => Req::post("/admin/v1/secrets"),
+            // Only the cell with the right keys revokes it: the others are refused before.
+            Route::AdminRevokeSecret => Req::post(format!(
+                "/admin/v1/secrets/{}/revoke",
+                target.spare_secret_id
+            )),
         }
     }
 
@@ -343,20 +366,35 @@ fn rows(app: &TestApp) -> usize {
     Snapshot::take(app, None).rows()
 }
 
+/// The secrets of every project: how many there are, and how many are live.
+fn secret_rows(app: &TestApp) -> (usize, usize) {
+    use cotterd::db::schema::project_secrets;
+    use diesel::prelude::*;
+    let mut conn = app.state.pool.get().unwrap();
+    let revoked: Vec<Option<chrono::NaiveDateTime>> = project_secrets::table
+        .select(project_secrets::revoked_at)
+        .load(conn.conn())
+        .unwrap();
+    let live = revoked.iter().filter(|at| at.is_none()).count();
+    (revoked.len(), live)
+}
+
 /// Every keyed route under every kind of credentials, for a project with and one without
 /// `--require-secret`: exactly the cells with the right keys succeed, the others are 401 in the
-/// route's shape and write nothing.
+/// route's shape and write nothing (no user, account or secret row, no secret revoked).
 async fn credentials_matrix(backend: Backend) {
     let app = TestApp::new(backend);
     let matrix = Matrix::new(&app).await;
     let svc = init_service(cotterd::app(app.state.clone())).await;
     let cells = matrix.cells();
     let rows_before = rows(&app);
+    let (secrets_before, live_before) = secret_rows(&app);
     let mut statuses = Vec::new();
     let mut problems = Vec::new();
     let mut unexpected_successes = 0;
     let mut unexpected_401 = 0;
     let mut creating_successes = 0;
+    let (mut secrets_issued, mut secrets_revoked) = (0, 0);
     for cell in &cells {
         let reply = call(&svc, &cell.req).await;
         statuses.push(reply.status.as_u16());
@@ -365,6 +403,10 @@ async fn credentials_matrix(backend: Backend) {
             usize::from(reply.status == StatusCode::UNAUTHORIZED && cell.must_succeed);
         let route = KEYED_ROUTES[cell.route].route;
         creating_successes += usize::from(reply.status.is_success() && route.creates());
+        secrets_issued +=
+            usize::from(reply.status.is_success() && route == Route::AdminCreateSecret);
+        secrets_revoked +=
+            usize::from(reply.status.is_success() && route == Route::AdminRevokeSecret);
         problems.extend(cell_problem(cell, &reply, cell.req.path()));
     }
     print_matrix(
@@ -387,6 +429,19 @@ async fn credentials_matrix(backend: Backend) {
         rows(&app),
         rows_before + creating_successes,
         "only the successes wrote rows"
+    );
+    assert_eq!(
+        secret_rows(&app),
+        (
+            secrets_before + secrets_issued,
+            live_before + secrets_issued - secrets_revoked
+        ),
+        "only the successes issued or revoked secrets"
+    );
+    assert_eq!(
+        (secrets_issued, secrets_revoked),
+        (2, 2),
+        "one issue and one revocation per project"
     );
 }
 
@@ -562,6 +617,7 @@ async fn secrets_match_only_live_hashes(backend: Backend) {
         conn.conn(),
         &project,
         &revoked[..projects::SECRET_PREFIX.len() + 8],
+        projects::LastSecret::Allow,
         &Context::cli(),
     )
     .unwrap();
@@ -607,7 +663,8 @@ async fn keys_are_checked_before_the_body_arrives(backend: Backend) {
         let path = keyed
             .template
             .replace("{client_user_id}", &uuid::Uuid::new_v4().to_string())
-            .replace("{user_id}", &uuid::Uuid::new_v4().to_string());
+            .replace("{user_id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{secret_id}", &uuid::Uuid::new_v4().to_string());
         let unknown = format!("API_KEY_ID: {}\r\n", uuid::Uuid::new_v4());
         let wrong_secret = format!(
             "API_KEY_ID: {}\r\nAPI_SECRET_KEY: cotterd_sk_nope\r\n",

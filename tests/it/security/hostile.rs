@@ -28,6 +28,10 @@ const KATE_ID: &str = "@@KATE@@";
 /// A user id no user has.
 const NO_USER: &str = "5d1c0b3e-8f7a-4c2d-9e6b-1a2b3c4d5e6f";
 const ACCOUNT_ID: &str = "@@ACCOUNT@@";
+/// The seeds' project's one secret (revoking it is refused: it is the last live one), and its
+/// id in capitals.
+const SECRET_ID: &str = "@@SECRET@@";
+const SECRET_ID_UPPER: &str = "@@SECRET_UPPER@@";
 
 /// What an input must get, beyond the rules every input is held to.
 #[derive(Debug, Clone)]
@@ -189,6 +193,10 @@ fn sample_uri(route: Route) -> &'static str {
         Route::AdminUserEvents => "/admin/v1/users/@@KATE@@/events",
         Route::AdminExport => "/admin/v1/users/export",
         Route::AdminImport => "/admin/v1/users/import?dry_run=true",
+        Route::AdminSecrets | Route::AdminCreateSecret => "/admin/v1/secrets",
+        // A secret id no project has: never the seeds' project's own secret, which the corpus
+        // sends its requests with.
+        Route::AdminRevokeSecret => "/admin/v1/secrets/0b7e3f1a-52c4-4d8e-9f60-a1b2c3d4e5f6/revoke",
     }
 }
 
@@ -255,6 +263,11 @@ fn body_around(route: Route) -> Option<Wrap> {
         // One NDJSON line; sent as application/json it is refused as no array, still a 200
         // whose lines say so. The corpus imports as a dry run: nothing is written.
         Route::AdminImport => Some(|v| wrap("{\"identifier\": ", v, "}\n")),
+        // Neither reads a body: whatever is sent, the secret is issued (201), or the unknown
+        // secret is not found (404).
+        Route::AdminCreateSecret => Some(|v| wrap("{\"name\": ", v, "}")),
+        Route::AdminRevokeSecret => Some(|v| wrap("{\"reason\": ", v, "}")),
+        Route::AdminSecrets => None,
     }
 }
 
@@ -539,6 +552,43 @@ fn corpus() -> Vec<Input> {
             Route::AdminList,
             Req::get(format!("/admin/v1/users?{query}")),
         );
+    }
+
+    // The project's secrets, before any is issued (the list then holds the one secret): hostile
+    // query strings on the list, hostile ids in the revocation's path. No segment names a live
+    // secret but the seeds' project's own, which is its last (409 LAST_SECRET, nothing revoked).
+    for s in &strings {
+        let v = url_encode(s);
+        for param in ["limit", "cursor", "project_id", "status"] {
+            c.plain(
+                Route::AdminSecrets,
+                Req::get(format!("/admin/v1/secrets?{param}={v}")),
+            );
+        }
+        let uri = format!("/admin/v1/secrets/{NO_USER}/revoke?secret_id={v}");
+        c.plain(Route::AdminRevokeSecret, Req::post(uri));
+    }
+    for query in ["%FF", "%00=%00", "a=1&a=2", "API_KEY_ID=%00", ""] {
+        c.plain(
+            Route::AdminSecrets,
+            Req::get(format!("/admin/v1/secrets?{query}")),
+        );
+    }
+    let secret_segments = [
+        SECRET_ID,
+        SECRET_ID_UPPER,
+        "%7B@@SECRET@@%7D",
+        "urn:uuid:@@SECRET@@",
+        "%20@@SECRET@@",
+        "@@SECRET@@%00",
+        "@@SECRET@@%20",
+        "@@SECRET@@/x",
+        "cotterd_sk_",
+        "cotterd_sk_%25",
+    ];
+    for segment in segments.iter().map(String::as_str).chain(secret_segments) {
+        let uri = format!("/admin/v1/secrets/{segment}/revoke");
+        c.plain(Route::AdminRevokeSecret, Req::post(uri));
     }
 
     // Updates: hostile ids in the path, hostile kyc_ids and user_ids in the body.
@@ -846,6 +896,12 @@ fn corpus() -> Vec<Input> {
         let req = Req::post("/api/v0/user/create").json(&json!({ "identifier": s }));
         c.add(Route::V0Create, req, check);
     }
+
+    // Secrets issued with hostile query strings (each issues one: no user or account row).
+    for s in &strings {
+        let uri = format!("/admin/v1/secrets?name={}", url_encode(s));
+        c.plain(Route::AdminCreateSecret, Req::post(uri));
+    }
     c.0
 }
 
@@ -877,6 +933,9 @@ struct Run {
     unaccounted_changes: Vec<String>,
     /// Rows at the end that no 2xx answered for, and rows a 2xx answered for that are gone.
     rows_unexplained: usize,
+    /// Secrets at the end that no 201 issued, and secrets revoked (none may be: the only one
+    /// the corpus can name is the project's last).
+    secrets_unexplained: Vec<String>,
 }
 
 /// Seeds a fresh app (KATE through v0; NINA through v2 with a kyc_id and an account), then sends
@@ -908,16 +967,33 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         .await,
     );
 
+    let secret = {
+        let mut conn = app.state.pool.get().unwrap();
+        let project = uuid::Uuid::parse_str(&keys.id).unwrap();
+        let secrets = cotterd::projects::list_secrets(conn.conn(), &project).unwrap();
+        assert_eq!(secrets.len(), 1, "a new project has one secret");
+        secrets[0].id.clone()
+    };
+    let secret_upper = secret.to_uppercase();
+
     let mut names = Normaliser::default();
     names.name(&keys.id, "issuer");
+    names.name(&secret, "secret");
 
     let seeds = HashMap::from([(KATE, kate.clone()), (NINA, nina.clone())]);
     for (name, id) in [("kate", &kate), ("nina", &nina), ("account", &account)] {
         names.name(id, name);
     }
-    let substitutions = [(NINA_ID, &nina), (KATE_ID, &kate), (ACCOUNT_ID, &account)];
+    let substitutions = [
+        (NINA_ID, &nina),
+        (KATE_ID, &kate),
+        (ACCOUNT_ID, &account),
+        (SECRET_ID_UPPER, &secret_upper),
+        (SECRET_ID, &secret),
+    ];
 
     let mut run = Run::default();
+    let mut secrets_issued = 0;
     let mut expected = Snapshot::take(&app, None);
     let mut before = expected.clone();
     for input in corpus {
@@ -944,6 +1020,15 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         }
         if let Err(failure) = check(input, &reply, &seeds) {
             run.check_failures.push(format!("{what}: {failure}"));
+        }
+        if reply.status.is_success() {
+            match input.route {
+                Some(Route::AdminCreateSecret) => secrets_issued += 1,
+                Some(Route::AdminRevokeSecret) => run
+                    .secrets_unexplained
+                    .push(format!("{what}: revoked a secret: {}", reply.body)),
+                _ => {}
+            }
         }
         if req.method == Method::GET {
             continue; // reads write nothing (checked at the end: every row is accounted for)
@@ -993,6 +1078,16 @@ async fn run_corpus(backend: Backend, corpus: &[Input]) -> Run {
         let now: BTreeSet<&String> = now.keys().collect();
         let wanted: BTreeSet<&String> = wanted.keys().collect();
         run.rows_unexplained += now.symmetric_difference(&wanted).count();
+    }
+    let mut conn = app.state.pool.get().unwrap();
+    let project = uuid::Uuid::parse_str(&keys.id).unwrap();
+    let secrets = cotterd::projects::list_secrets(conn.conn(), &project).unwrap();
+    let live = secrets.iter().filter(|s| s.revoked_at.is_none()).count();
+    if secrets.len() != 1 + secrets_issued || live != secrets.len() || secrets[0].id != secret {
+        run.secrets_unexplained.push(format!(
+            "{} secrets ({live} live) after {secrets_issued} issued",
+            secrets.len()
+        ));
     }
     run
 }
@@ -1118,6 +1213,10 @@ async fn hostile_inputs_answer_alike_on_both_backends() {
             "hostile.rows_unaccounted",
             total(|r| r.rows_unexplained + r.unaccounted_changes.len()),
         ),
+        (
+            "hostile.secrets_unaccounted",
+            total(|r| r.secrets_unexplained.len()),
+        ),
         ("hostile.backend_verdict_differences", differences.len()),
     ] {
         figure(name, value);
@@ -1147,6 +1246,11 @@ async fn hostile_inputs_answer_alike_on_both_backends() {
             "{backend}: rows not explained by a 2xx ({} at the end): {}",
             run.rows_unexplained,
             listing(&run.unaccounted_changes)
+        );
+        assert!(
+            run.secrets_unexplained.is_empty(),
+            "{backend}: {}",
+            listing(&run.secrets_unexplained)
         );
     }
     assert!(

@@ -9,18 +9,24 @@
 //!    rejected request may change a row, and both backends must give the same verdict to every
 //!    input.
 //! 2. **Cross-project probes** (`bola`): project B tries every way to reach project A's users
-//!    (identifiers and their variants, user and account ids in several spellings, writes, mixed
-//!    keys, list pages). No answer may carry anything of A's, each must be byte-identical to the
+//!    and secrets (identifiers and their variants, user, account and secret ids in several
+//!    spellings, writes, mixed keys, list pages). No answer may carry anything of A's, each must be byte-identical to the
 //!    answer for a target that does not exist, and A's rows must not change.
 //! 3. **The credentials matrix** (`credentials`): every keyed route under every kind of
 //!    credentials, for a project with and one without `--require-secret`, in process and then
 //!    against the real binary over sockets, whose responses and debug log must not hold a
 //!    secret, its hash or a password; and the key comparison itself among several live secrets.
+//! 4. **The console's session** (`console`): a session reaches only its own project's users and
+//!    secrets; forged, malformed and ended cookies are 401 and write nothing; every change made
+//!    with the cookie needs the session's CSRF token (403 `CSRF_TOKEN_INVALID` without it);
+//!    hostile sign-in bodies are refused in the admin API's shape without a cookie; the secret
+//!    and the session's token are in no answer and nowhere in the audit trail.
 //!
 //! Each part prints its figures with `common::figure` (`cargo test --test it -- --nocapture
 //! security::` shows them).
 
 mod bola;
+mod console;
 mod credentials;
 mod hostile;
 
