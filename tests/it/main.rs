@@ -7,6 +7,8 @@
 //! - `ops`: probes, request ids, rate limits, metrics, request limits;
 //! - `openapi`: the document against the route table, the route catalogue and live answers;
 //! - `cli`: the binary's commands and a served request over real sockets;
+//! - `console`: the browser console: its session rules over HTTP, and its pages in a real
+//!   browser (Debian's Chromium over WebDriver);
 //! - `copy`: `cotterd copy` between SQLite and PostgreSQL, both ways, and what it refuses;
 //! - `security`: hostile input on every route, cross-project probes, the credentials matrix;
 //! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
@@ -24,6 +26,7 @@ mod common;
 mod admin_api;
 mod bench_sql;
 mod cli;
+mod console;
 mod copy;
 mod faults;
 mod openapi;
