@@ -119,21 +119,9 @@ pub fn record_project(
     insert(conn, &project.to_string(), context, action, None, detail)
 }
 
-/// Records a change to the project itself made by an authenticated caller (a console sign-in
-/// or sign-out, a secret issued or revoked over the admin API). Call it inside the change's
-/// transaction.
-pub fn record_own(
-    conn: &mut DbConn,
-    project: &ProjectId,
-    context: &Context,
-    action: &str,
-    detail: Value,
-) -> Result<()> {
-    insert(conn, project.as_str(), context, action, None, detail)
-}
-
-/// Records a change to many of the project's users at once (an import's batch), with counts
-/// and no user named. Call it inside the change's transaction.
+/// Records a change that names no single user, made by an authenticated caller: to many of the
+/// project's users at once (an import's batch, with counts) or to the project's own access (a
+/// console sign-in or sign-out). Call it inside the change's transaction.
 pub fn record_users(
     conn: &mut DbConn,
     project: &ProjectId,

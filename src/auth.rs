@@ -390,6 +390,16 @@ async fn authenticate(
         }
     };
     if let Some(cookie) = session_cookie {
+        // Another site of the same parent domain can set a cookie of this name for a longer
+        // path, which the browser would send first: two are refused, not chosen between.
+        let sent = req.cookies().map_or(0, |all| {
+            all.iter().filter(|c| c.name() == sessions::COOKIE).count()
+        });
+        if sent > 1 {
+            return Err(Error::Unauthorized(
+                "more than one console session cookie was sent: sign in again",
+            ));
+        }
         return console_session(req, state, cookie.value(), budget).await;
     }
     let raw_id = raw_id.ok_or(Error::Unauthorized("API_KEY_ID header is missing"))?;

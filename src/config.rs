@@ -200,8 +200,8 @@ pub struct Settings {
     pub console_enabled: bool,
 
     /// Leaves `Secure` off the console's session cookie whatever the address (for a console
-    /// reached over plain HTTP on a trusted network). Without it, `Secure` is left off only when
-    /// the server listens on a loopback address and the browser came to a loopback host.
+    /// reached over plain HTTP on a trusted network). Without it, `Secure` is left off only for a
+    /// browser on the server's own machine (loopback server, peer and host, no proxy header).
     #[arg(long, env = "CONSOLE_INSECURE_COOKIES", default_value_t = false,
           action = clap::ArgAction::Set)]
     pub console_insecure_cookies: bool,

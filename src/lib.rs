@@ -87,6 +87,7 @@ pub fn app(
     App::new()
         .app_data(web::Data::new(state))
         .app_data(api::route::path_config())
+        .wrap(middleware::from_fn(api::admin::private_answers))
         .wrap(middleware::from_fn(limits::header_size))
         .wrap(middleware::from_fn(metrics::middleware))
         .wrap(middleware::from_fn(request_id::middleware))

@@ -113,6 +113,18 @@ impl RateLimits {
         if limiter.len() > MAX_ADDRESSES {
             limiter.retain_recent();
         }
+        // An IPv6 host has a whole /64 to itself: it is one address here.
+        let address = match address {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mut segments = v6.segments();
+                    segments[4..].fill(0);
+                    IpAddr::V6(segments.into())
+                }
+            },
+            v4 => v4,
+        };
         limiter.check_key(&address).map_err(|not_until| {
             self.refused.with_label_values(&["signin"]).inc();
             let wait = not_until.wait_time_from(self.clock.now());

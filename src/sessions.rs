@@ -63,7 +63,7 @@ impl Lifetimes {
 }
 
 /// A live session, as a request finds it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub id: String,
     /// The printed prefix of the secret it was made with.
@@ -72,6 +72,18 @@ pub struct Session {
     pub seen_at: NaiveDateTime,
     /// What a state-changing request made in it carries in `X-CSRF-Token`.
     pub csrf_token: String,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("secret_prefix", &self.secret_prefix)
+            .field("created_at", &self.created_at)
+            .field("seen_at", &self.seen_at)
+            .field("csrf_token", &"…")
+            .finish()
+    }
 }
 
 impl Session {
@@ -87,11 +99,19 @@ impl Session {
 }
 
 /// A session just made: the only time its token exists outside the browser.
-#[derive(Debug)]
 pub struct Started {
     pub session: Session,
     /// The cookie's value.
     pub cookie: String,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("session", &self.session)
+            .field("cookie", &"…")
+            .finish()
+    }
 }
 
 fn chrono_duration(d: Duration) -> chrono::TimeDelta {
@@ -129,10 +149,13 @@ pub fn parse_cookie(value: &str) -> Option<(Uuid, &str)> {
 
 /// Starts a session for a caller whose keys were checked: `project`, and the secret it signed in
 /// with (`secret`, plain, to find its row). Records `console.signin` with the session as actor.
+/// `replaces` is the cookie the browser still sent, if any: a session of the same project it
+/// names ends, so that signing in again leaves one session, not two.
 pub fn start(
     conn: &mut DbConn,
     project: &ProjectId,
     secret: &str,
+    replaces: Option<&str>,
     request_id: Option<String>,
 ) -> Result<Started> {
     let mut bytes = [0u8; 32];
@@ -151,6 +174,18 @@ pub fn start(
             .ok_or(Error::Unauthorized(
                 "API_SECRET_KEY is not valid for this API_KEY_ID",
             ))?;
+        if let Some((old_project, old_token)) = replaces.and_then(parse_cookie) {
+            if old_project.to_string() == project.as_str() {
+                diesel::update(
+                    console_sessions::table
+                        .filter(console_sessions::issuer.eq(project.as_str()))
+                        .filter(console_sessions::token_hash.eq(hash_token(old_token)))
+                        .filter(console_sessions::ended_at.is_null()),
+                )
+                .set(console_sessions::ended_at.eq(now))
+                .execute(conn)?;
+            }
+        }
         diesel::insert_into(console_sessions::table)
             .values((
                 console_sessions::id.eq(&id),
@@ -172,7 +207,7 @@ pub fn start(
             actor: format!("console:{}", session.prefix()),
             request_id,
         };
-        audit::record_own(
+        audit::record_users(
             conn,
             project,
             &context,
@@ -219,7 +254,9 @@ pub fn find(
     let Some((id, secret_prefix, created_at, mut seen_at)) = found else {
         return Ok(None);
     };
-    if now - seen_at >= chrono_duration(SEEN_EVERY) {
+    // Often enough that a session in use never reaches its idle time (a quarter of it at most).
+    let every = SEEN_EVERY.min(lifetimes.idle / 4);
+    if now - seen_at >= chrono_duration(every) {
         diesel::update(
             console_sessions::table
                 .filter(console_sessions::issuer.eq(&project))
@@ -254,7 +291,7 @@ pub fn end(
         )
         .set(console_sessions::ended_at.eq(crate::time::now()))
         .execute(conn)?;
-        audit::record_own(conn, project, context, "console.signout", json!({}))
+        audit::record_users(conn, project, context, "console.signout", json!({}))
     })
 }
 

@@ -52,7 +52,7 @@ pub fn register(cfg: &mut web::ServiceConfig, endpoints: &[Endpoint]) {
 }
 
 /// 405 in `envelope`'s shape, with `Allow` naming the methods the path takes.
-fn method_not_allowed(envelope: Envelope, allow: String) -> Route {
+pub fn method_not_allowed(envelope: Envelope, allow: String) -> Route {
     web::to(move || {
         let err = envelope.error(Error::MethodNotAllowed(allow.clone()));
         async move { Err::<(), _>(err) }

@@ -18,6 +18,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
+use crate::api::route::method_not_allowed;
 use crate::error::{Envelope, Error};
 use crate::AppState;
 
@@ -185,17 +186,20 @@ pub fn asset_url(name: &str) -> Option<String> {
 /// Registers the page and its assets (GET and HEAD). Not part of the OpenAPI document: these
 /// are a browser's, not an API's.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let other_methods = || method_not_allowed(Envelope::Admin, "GET, HEAD".to_owned());
     for path in PAGES {
         cfg.service(
             web::resource(path)
                 .route(web::get().to(page))
-                .route(web::head().to(page)),
+                .route(web::head().to(page))
+                .default_service(other_methods()),
         );
     }
     cfg.service(
         web::resource("/admin/assets/{file}")
             .route(web::get().to(asset))
-            .route(web::head().to(asset)),
+            .route(web::head().to(asset))
+            .default_service(other_methods()),
     );
     // Last: whatever the routes above and the admin API's did not match.
     cfg.service(

@@ -89,6 +89,29 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// Marks every answer of the admin API private: `Cache-Control: no-store` (unless the route set
+/// its own) and `X-Content-Type-Options: nosniff`. They carry users' data, and a browser's cookie
+/// opens them.
+pub async fn private_answers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    let admin = req.path().starts_with("/admin/v1/");
+    let mut res = next.call(req).await?;
+    if admin {
+        let headers = res.headers_mut();
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    Ok(res)
+}
+
 /// Operators: both keys, whatever the project's policy, or a console session; the admin
 /// budget.
 pub struct Operator;

@@ -35,8 +35,8 @@ impl Policy for ConsoleSession {
     const CONSOLE: Console = Console::Required;
 }
 
-/// Body of `POST /admin/v1/session`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// Body of `POST /admin/v1/session`. Not `Debug`: it holds a secret.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignIn {
     /// The project's `API_KEY_ID`.
@@ -102,18 +102,38 @@ fn is_loopback_host(host: &str) -> bool {
         || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether the cookie goes without `Secure`: when told to, or when both the server's address and
-/// the host the browser asked for are loopback (a console opened on the machine itself, over
-/// plain HTTP). A proxy in front forwards the public host, so its users get `Secure`.
+/// Headers a proxy adds: a request carrying one did not come from a browser on this machine.
+const FORWARDING_HEADERS: [&str; 4] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+];
+
+/// Whether the cookie goes without `Secure`: when told to (`CONSOLE_INSECURE_COOKIES`), or for a
+/// console opened on the server's own machine over plain HTTP: the server listens on a loopback
+/// address, the connection comes from one, the browser asked for a loopback host, and no proxy
+/// header says otherwise. Anything else gets `Secure`.
 fn insecure_cookie(state: &AppState, req: &HttpRequest) -> bool {
+    if state.settings.console_insecure_cookies {
+        return true;
+    }
     let bound_loopback = state
         .settings
         .bind_addr
         .parse::<std::net::SocketAddr>()
         .is_ok_and(|addr| addr.ip().is_loopback())
         || is_loopback_host(&state.settings.bind_addr);
-    state.settings.console_insecure_cookies
-        || (bound_loopback && is_loopback_host(req.connection_info().host()))
+    let peer_loopback = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    let host_loopback = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(is_loopback_host);
+    let forwarded = FORWARDING_HEADERS
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
+    bound_loopback && peer_loopback && host_loopback && !forwarded
 }
 
 fn cookie(value: String, secure: bool) -> Cookie<'static> {
@@ -172,6 +192,7 @@ pub(crate) async fn sign_in(
     let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone());
     let lifetimes = Lifetimes::of(&state.settings);
     let failures = state.limits.clone();
+    let replaces = req.cookie(sessions::COOKIE).map(|c| c.value().to_owned());
     let (project_id, name, session, cookie_value) = db::run(&state.pool, move |conn| {
         let project = match auth::verify_keys(conn, &key_id, &secret) {
             Ok(project) => project,
@@ -181,7 +202,8 @@ pub(crate) async fn sign_in(
             }
             Err(other) => return Err(other),
         };
-        let started = sessions::start(conn, project.id(), &secret, request_id)?;
+        let started =
+            sessions::start(conn, project.id(), &secret, replaces.as_deref(), request_id)?;
         let name = project_name(conn, &project)?;
         Ok((
             project.id().to_string(),
@@ -234,6 +256,17 @@ fn project_name(conn: &mut db::DbConn, project: &Project) -> std::result::Result
         .unwrap_or_default())
 }
 
+/// The project and live session the request's cookie names (the console's own routes).
+async fn session_of(req: &HttpRequest, state: &AppState) -> Result<(Project, Session)> {
+    console_enabled(state)?;
+    let project = Caller::<ConsoleSession>::extract(req).await?.into_project();
+    let session = project
+        .session()
+        .cloned()
+        .ok_or(Error::Unauthorized("no console session"))?;
+    Ok((project, session))
+}
+
 /// `GET /admin/v1/session`: the console session the cookie holds, with its CSRF token.
 #[utoipa::path(
     get,
@@ -253,13 +286,7 @@ pub(crate) async fn get_session(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse> {
-    console_enabled(&state)?;
-    let caller = Caller::<ConsoleSession>::extract(&req).await?;
-    let project = caller.into_project();
-    let session = project
-        .session()
-        .cloned()
-        .ok_or(Error::Unauthorized("no console session"))?;
+    let (project, session) = session_of(&req, &state).await?;
     let lifetimes = Lifetimes::of(&state.settings);
     let named = project.clone();
     let name = db::run(&state.pool, move |conn| project_name(conn, &named)).await?;
@@ -291,13 +318,7 @@ pub(crate) async fn get_session(
     )
 )]
 pub(crate) async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
-    console_enabled(&state)?;
-    let caller = Caller::<ConsoleSession>::extract(&req).await?;
-    let project = caller.into_project();
-    let session = project
-        .session()
-        .cloned()
-        .ok_or(Error::Unauthorized("no console session"))?;
+    let (project, session) = session_of(&req, &state).await?;
     let context = super::context(&project, &req);
     let owner = project.id().clone();
     db::run(&state.pool, move |conn| {

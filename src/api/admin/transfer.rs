@@ -14,6 +14,7 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::query::{flag, FilterQuery};
@@ -26,7 +27,7 @@ use crate::ids::UserId;
 use crate::transfer::export::{self, Export};
 use crate::transfer::import::{self, OnConflict, Options, SummaryLine};
 use crate::transfer::Format;
-use crate::{db, AppState};
+use crate::{audit, db, AppState};
 
 type Result<T, E = AdminError> = std::result::Result<T, E>;
 
@@ -197,6 +198,7 @@ pub(crate) async fn export_users(
 ) -> Result<HttpResponse> {
     let export = read_query::<ExportQuery>(&req)?.export()?;
     let project = caller.into_project();
+    let context = context(&project, &req);
     let slot = state.transfers.take().ok_or(Error::Unavailable)?;
     let pool = state.pool.clone();
     let (chunks, mut received) = mpsc::channel(2);
@@ -204,6 +206,18 @@ pub(crate) async fn export_users(
     spawn("cotterd-export", move || {
         let sent = feed.clone();
         let result = db::with_conn(&pool, |conn| {
+            // Who took the project's users, and whether with their password hashes (no
+            // filter values: a search prefix may be personal data).
+            audit::record_users(
+                conn,
+                project.id(),
+                &context,
+                "users.export",
+                json!({
+                    "include_password_hash": export.include_password_hash,
+                    "resumed": export.after.is_some(),
+                }),
+            )?;
             export::run(conn, project.id(), &export, |lines| {
                 sent.send(Ok(Bytes::from(lines)))
             })

@@ -90,6 +90,16 @@ fn user_count(app: &TestApp) -> i64 {
     users::table.count().get_result(conn.conn()).unwrap()
 }
 
+/// The stored `seen_at` of a session.
+fn seen_at(app: &TestApp, signed: &Signed) -> NaiveDateTime {
+    let mut conn = app.state.pool.get().unwrap();
+    console_sessions::table
+        .filter(console_sessions::id.like(format!("{}%", signed.prefix)))
+        .select(console_sessions::seen_at)
+        .first(conn.conn())
+        .unwrap()
+}
+
 /// Moves every session's times by `by` (into the past for a negative duration).
 fn age_sessions(app: &TestApp, created_by: Duration, seen_by: Duration) {
     let mut conn = app.state.pool.get().unwrap();
@@ -136,8 +146,8 @@ async fn sign_in_sets_a_hardened_cookie_that_opens_the_admin_api(backend: Backen
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
         assert!(flags.contains(&flag), "{}", signed.set_cookie);
     }
-    // The test request's host is loopback, as is the server's address.
-    assert!(!flags.contains(&"Secure"), "{}", signed.set_cookie);
+    // An in-process request comes from no address: not a browser on this machine.
+    assert!(flags.contains(&"Secure"), "{}", signed.set_cookie);
     let value = signed.cookie.strip_prefix("cotterd_console=").unwrap();
     assert!(value.starts_with(&format!("{}.", keys.id)));
     assert!(!value.contains(&keys.secret));
@@ -173,42 +183,69 @@ async fn sign_in_sets_a_hardened_cookie_that_opens_the_admin_api(backend: Backen
     assert!(!trail.contains(value.split('.').nth(1).unwrap()));
 }
 
-/// `Secure` is left off only for a loopback server reached at a loopback host, or when
+/// `Secure` is left off only for a browser on the server's own machine: a loopback server,
+/// reached from a loopback address at a loopback host, with no proxy header; or when
 /// `CONSOLE_INSECURE_COOKIES=true`.
 async fn the_cookie_is_secure_unless_on_loopback_or_told_otherwise(backend: Backend) {
-    let secure = |set_cookie: &str| set_cookie.split("; ").any(|flag| flag == "Secure");
-    let sign_in_at = |state: AppState, host: &'static str, keys: Keys| async move {
-        let svc = init_service(cotterd::app(state)).await;
-        let reply = call(&svc, &sign_in_req(&keys).header("Host", host)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        set_cookies(&reply.headers).pop().unwrap()
-    };
     let app = TestApp::new(backend);
     let keys = app.project("p");
-    assert!(!secure(
-        &sign_in_at(app.state.clone(), "127.0.0.1:8080", keys.clone()).await
-    ));
-    assert!(!secure(
-        &sign_in_at(app.state.clone(), "localhost:8080", keys.clone()).await
-    ));
-    assert!(secure(
-        &sign_in_at(app.state.clone(), "console.example.com", keys.clone()).await
-    ));
+    let secure = |set_cookie: &str| set_cookie.split("; ").any(|flag| flag == "Secure");
+    let sign_in_at =
+        |state: AppState, peer: &'static str, headers: Vec<(&'static str, &'static str)>| {
+            let keys = keys.clone();
+            async move {
+                let svc = init_service(cotterd::app(state)).await;
+                let mut req = TestRequest::post()
+                    .uri("/admin/v1/session")
+                    .peer_addr(peer.parse().unwrap())
+                    .insert_header(("Content-Type", "application/json"))
+                    .set_payload(json!({"key_id": keys.id, "secret": keys.secret}).to_string());
+                for header in headers {
+                    req = req.insert_header(header);
+                }
+                let reply = send(&svc, req).await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                secure(&set_cookies(&reply.headers).pop().unwrap())
+            }
+        };
+    let local = "127.0.0.1:50000";
+    let state = || app.state.clone();
+    // A browser on the machine itself.
+    assert!(!sign_in_at(state(), local, vec![("Host", "127.0.0.1:8080")]).await);
+    assert!(!sign_in_at(state(), "[::1]:50000", vec![("Host", "localhost:8080")]).await);
+    // A public host name, another machine, or a proxy on this one.
+    assert!(sign_in_at(state(), local, vec![("Host", "console.example.com")]).await);
+    assert!(sign_in_at(state(), "192.0.2.7:50000", vec![("Host", "127.0.0.1:8080")]).await);
+    for forwarded in [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "192.0.2.7"),
+        ("X-Forwarded-Host", "console.example.com"),
+        ("Forwarded", "for=192.0.2.7;proto=https"),
+    ] {
+        assert!(
+            sign_in_at(state(), local, vec![("Host", "127.0.0.1:8080"), forwarded]).await,
+            "{forwarded:?}"
+        );
+    }
 
+    // A server listening on every address is not on loopback.
     let mut public = app.state.settings.clone();
     public.bind_addr = "0.0.0.0:8080".into();
-    let state = AppState::with_pool(app.state.pool.clone(), public);
-    assert!(secure(
-        &sign_in_at(state, "localhost:8080", keys.clone()).await
-    ));
+    let on_public = AppState::with_pool(app.state.pool.clone(), public);
+    assert!(sign_in_at(on_public, local, vec![("Host", "localhost:8080")]).await);
 
     let mut insecure = app.state.settings.clone();
     insecure.bind_addr = "0.0.0.0:8080".into();
     insecure.console_insecure_cookies = true;
-    let state = AppState::with_pool(app.state.pool.clone(), insecure);
-    assert!(!secure(
-        &sign_in_at(state, "console.example.com", keys.clone()).await
-    ));
+    let told = AppState::with_pool(app.state.pool.clone(), insecure);
+    assert!(
+        !sign_in_at(
+            told,
+            "192.0.2.7:50000",
+            vec![("Host", "console.example.com")]
+        )
+        .await
+    );
 }
 
 /// A wrong secret, another project's secret or an unknown key id: one 401, no cookie; a
@@ -310,6 +347,13 @@ async fn sessions_expire_when_idle_and_after_their_lifetime(backend: Backend) {
     age_sessions(&app, Duration::hours(-11), Duration::zero());
     assert_eq!(call(&svc, &get(&fresh)).await.status, StatusCode::OK);
 
+    // Within a minute of the last move, a use leaves `seen_at` alone (one write a minute at most).
+    let steady = sign_in(&svc, &keys).await;
+    age_sessions(&app, Duration::seconds(-30), Duration::seconds(-30));
+    let seen_before = seen_at(&app, &steady);
+    assert_eq!(call(&svc, &get(&steady)).await.status, StatusCode::OK);
+    assert_eq!(seen_at(&app, &steady), seen_before);
+
     // Shorter lifetimes by setting.
     let mut settings = app.state.settings.clone();
     settings.console_idle_timeout_secs = 60;
@@ -318,6 +362,12 @@ async fn sessions_expire_when_idle_and_after_their_lifetime(backend: Backend) {
         settings,
     )))
     .await;
+    // In use every 40 s, a session with a 60 s idle time outlives it many times over.
+    let busy = sign_in(&strict, &keys).await;
+    for _ in 0..5 {
+        age_sessions(&app, Duration::seconds(-40), Duration::seconds(-40));
+        assert_eq!(call(&strict, &get(&busy)).await.status, StatusCode::OK);
+    }
     let brief = sign_in(&strict, &keys).await;
     age_sessions(&app, Duration::seconds(-61), Duration::seconds(-61));
     assert_eq!(
@@ -595,12 +645,13 @@ async fn pages_and_assets_carry_strict_headers(backend: Backend) {
         assert_eq!(header("cache-control"), "no-store");
         page_body = page.body;
     }
-    let assets: Vec<&str> = page_body
+    let asset_paths: Vec<String> = page_body
         .split('"')
         .filter(|part| part.starts_with("/admin/assets/"))
+        .map(str::to_owned)
         .collect();
-    assert_eq!(assets.len(), 2, "{page_body}");
-    for asset in assets {
+    assert_eq!(asset_paths.len(), 2, "{page_body}");
+    for asset in &asset_paths {
         let reply = call(&svc, &Req::get(asset)).await;
         assert_eq!(reply.status, StatusCode::OK, "{asset}");
         assert_eq!(
@@ -631,6 +682,23 @@ async fn pages_and_assets_carry_strict_headers(backend: Backend) {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(reply.body, page_body);
         assert!(reply.headers.get("content-security-policy").is_some());
+    }
+    // Another method on a page or an asset: 405 in the admin shape, naming what they take.
+    for req in [
+        Req::post("/admin/users"),
+        Req::new(Method::DELETE, "/admin/keys"),
+        Req::post("/admin/"),
+        Req::new(Method::PUT, asset_paths[0].as_str()),
+    ] {
+        let reply = call(&svc, &req).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{}",
+            req.describe()
+        );
+        assert_eq!(problem_code(&reply), "METHOD_NOT_ALLOWED");
+        assert_eq!(reply.headers.get("allow").unwrap(), "GET, HEAD");
     }
     // The API's and the assets' own unknown paths are the API's 404, as is any other method.
     for req in [
@@ -669,6 +737,91 @@ async fn sign_in_attempts_are_limited_per_address(backend: Backend) {
     assert!(set_cookies(&limited.headers).is_empty());
     let elsewhere = send(&svc, attempt("198.51.100.7:5000", &keys.secret)).await;
     assert_eq!(elsewhere.status, StatusCode::OK);
+    // An IPv6 host's /64 is one address.
+    for i in 1..=3 {
+        let from = format!("[2001:db8:1:2::{i}]:5000");
+        let reply = send(&svc, attempt(&from, "cotterd_sk_guess")).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let same_net = send(&svc, attempt("[2001:db8:1:2:ffff::9]:5000", &keys.secret)).await;
+    assert_eq!(same_net.status, StatusCode::TOO_MANY_REQUESTS);
+    let next_net = send(&svc, attempt("[2001:db8:1:3::1]:5000", &keys.secret)).await;
+    assert_eq!(next_net.status, StatusCode::OK);
+}
+
+/// Signing in again with the old cookie still in the browser ends the old session (of the same
+/// project); two session cookies in one request are refused rather than chosen between.
+async fn signing_in_again_replaces_the_session(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let other = app.project("q");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    let get = |cookie: &str| Req::get("/admin/v1/session").header("Cookie", cookie);
+    let first = sign_in(&svc, &keys).await;
+    let again = call(&svc, &sign_in_req(&keys).header("Cookie", &first.cookie)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    let second = set_cookies(&again.headers).pop().unwrap();
+    let second = second.split(';').next().unwrap().to_owned();
+    assert_eq!(
+        call(&svc, &get(&first.cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(call(&svc, &get(&second)).await.status, StatusCode::OK);
+    // Signing in to another project leaves the first project's session alone.
+    let elsewhere = call(&svc, &sign_in_req(&other).header("Cookie", &second)).await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
+    assert_eq!(call(&svc, &get(&second)).await.status, StatusCode::OK);
+    let third = set_cookies(&elsewhere.headers).pop().unwrap();
+    let third = third.split(';').next().unwrap().to_owned();
+    let both = call(&svc, &get(&format!("{second}; {third}"))).await;
+    assert_eq!(both.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(problem_code(&both), "UNAUTHORIZED");
+}
+
+/// Every admin answer is private (`no-store`, `nosniff`), and an export is audited, with whether
+/// it held password hashes.
+async fn admin_answers_are_private_and_exports_audited(backend: Backend) {
+    let app = TestApp::new(backend);
+    let keys = app.project("p");
+    let svc = init_service(cotterd::app(app.state.clone())).await;
+    for req in [
+        Req::get("/admin/v1/users").keys(&keys),
+        Req::get("/admin/v1/secrets").keys(&keys),
+        Req::get("/admin/v1/audit").keys(&keys),
+        Req::get("/admin/v1/users/nope").keys(&keys),
+        Req::get("/admin/v1/users"),
+    ] {
+        let reply = call(&svc, &req).await;
+        assert_eq!(
+            reply.headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-store",
+            "{}",
+            req.describe()
+        );
+        assert_eq!(
+            reply.headers.get("x-content-type-options").unwrap(),
+            "nosniff"
+        );
+    }
+    let signed = sign_in(&svc, &keys).await;
+    for query in ["", "?include=password_hash"] {
+        let reply = call(
+            &svc,
+            &with_cookie(Req::get(format!("/admin/v1/users/export{query}")), &signed),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let exports: Vec<Value> = audit(&svc, &keys)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "users.export")
+        .collect();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    let actor = format!("console:{}", signed.prefix);
+    assert!(exports.iter().all(|e| e["actor"] == actor.as_str()));
+    assert_eq!(exports[0]["detail"]["include_password_hash"], true);
+    assert_eq!(exports[1]["detail"]["include_password_hash"], false);
 }
 
 /// The rotation flow over the admin API: list, issue (shown once, usable at once), revoke the
@@ -768,4 +921,6 @@ both_backends!(
     pages_and_assets_carry_strict_headers,
     sign_in_attempts_are_limited_per_address,
     secrets_rotate_over_the_admin_api,
+    signing_in_again_replaces_the_session,
+    admin_answers_are_private_and_exports_audited,
 );

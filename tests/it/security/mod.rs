@@ -66,7 +66,7 @@ fn is_time(s: &str) -> bool {
 
 /// Turns replies into verdicts that two runs of the same requests can be compared on: ids
 /// become stable names (the seeds' names, then `id#N` in order of first appearance), times
-/// become `<time>`, cursors `<cursor>`, secret prefixes `<secret prefix>`, event timestamps
+/// become `<time>`, cursors `<cursor>`, secret and session prefixes `<…prefix>`, event timestamps
 /// `<timestamp>`, the seconds of a lock `<n>`, a body that is not JSON becomes its content type.
 #[derive(Default)]
 struct Normaliser {
@@ -85,10 +85,13 @@ impl Normaliser {
                 *s = self.names.entry(s.to_lowercase()).or_insert(next).clone();
             }
             Value::String(s) if is_time(s) => *s = "<time>".to_owned(),
-            // A secret's printed prefix (audit events) is random.
+            // A secret's printed prefix (audit events, as detail or as actor) is random, as is
+            // a console session's.
             Value::String(s) if s.starts_with(cotterd::projects::SECRET_PREFIX) => {
                 *s = "<secret prefix>".to_owned()
             }
+            Value::String(s) if s.starts_with("secret:") => *s = "secret:<prefix>".to_owned(),
+            Value::String(s) if s.starts_with("console:") => *s = "console:<prefix>".to_owned(),
             Value::Array(items) => items.iter_mut().for_each(|v| self.value(v)),
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
