@@ -184,8 +184,43 @@ impl Console {
         let _ = client.close().await;
     }
 
-    /// Writes a screenshot of the page as `<backend>-<test>-<what>.png`.
+    /// Writes a screenshot of the page as `<backend>-<test>-<what>.png`, after checking what
+    /// every page must be: each field labelled, each table with column headers, each button and
+    /// link named, the language set, and nothing wider than the window.
     async fn shot(&self, what: &str) {
+        let script = r#"
+            const problems = [];
+            const visible = (el) => el.getClientRects().length > 0;
+            if (!document.documentElement.lang) problems.push('no lang on <html>');
+            for (const field of document.querySelectorAll('input, select, textarea')) {
+                if (field.type === 'hidden' || !visible(field)) continue;
+                const named = field.labels.length > 0 || field.getAttribute('aria-label')
+                    || field.getAttribute('aria-labelledby');
+                if (!named) problems.push('an unlabelled ' + field.tagName + ' ' + (field.name || field.id));
+            }
+            for (const table of document.querySelectorAll('table')) {
+                if (!visible(table)) continue;
+                if (!table.querySelector('th[scope=col]')) problems.push('a table without column headers');
+            }
+            for (const control of document.querySelectorAll('button, a[href]')) {
+                if (!visible(control)) continue;
+                const name = (control.textContent || '').trim() || control.getAttribute('aria-label')
+                    || control.getAttribute('title');
+                if (!name) problems.push('an unnamed ' + control.tagName);
+            }
+            if (document.documentElement.scrollWidth > window.innerWidth + 1)
+                problems.push('the page is wider than the window');
+            return problems;
+        "#;
+        let problems = self.client.execute(script, vec![]).await.unwrap();
+        if problems.as_array().is_some_and(|p| !p.is_empty()) {
+            self.fail(format!("{what}: {problems}")).await;
+        }
+        self.picture(what).await;
+    }
+
+    /// Writes a screenshot of the page as `<backend>-<test>-<what>.png`.
+    async fn picture(&self, what: &str) {
         if let Ok(png) = self.client.screenshot().await {
             let _ = std::fs::write(self.shots.join(format!("{}-{what}.png", self.name)), png);
         }
@@ -193,7 +228,7 @@ impl Console {
 
     /// Fails the test with what the page shows, after a screenshot of it.
     async fn fail(&self, message: String) -> ! {
-        self.shot("failure").await;
+        self.picture("failure").await;
         let text = self
             .client
             .execute("return document.body.innerText", vec![])
@@ -303,13 +338,22 @@ impl Console {
         .await;
     }
 
-    /// Signs in with `secret` and waits for the overview.
+    /// Signs in with `secret`, from the keyboard (Enter in the secret's field), and waits for
+    /// the overview.
     async fn sign_in(&self, secret: &str) {
         self.visit("/admin/signin", "signin").await;
         self.type_into("signin-key", &self.keys.id).await;
         self.type_into("signin-secret", secret).await;
-        self.click("signin-submit").await;
+        self.press_enter("signin-secret").await;
         self.ready("overview").await;
+    }
+
+    /// Presses Enter with the focus on `id` (a button, or a field of a form).
+    async fn press_enter(&self, id: &str) {
+        let enter = char::from(fantoccini::key::Key::Enter).to_string();
+        if let Err(e) = self.find(id).await.send_keys(&enter).await {
+            self.fail(format!("cannot press Enter on {id}: {e}")).await;
+        }
     }
 
     /// Whether a JavaScript dialog (alert, confirm) is open.
@@ -609,8 +653,8 @@ async fn user_actions_and_markup_as_text(backend: Backend) {
     };
     assert_eq!(v0_get().0, 200);
 
-    // Disable, enable.
-    console.click("action-disable").await;
+    // Disable (from the keyboard), enable.
+    console.press_enter("action-disable").await;
     console
         .until(
             "the user disabled",
