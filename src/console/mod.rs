@@ -199,7 +199,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/assets/{file}")
             .route(web::get().to(asset))
             .route(web::head().to(asset))
-            .default_service(other_methods()),
+            .default_service(other_methods())
+            // The script is 88 KB, 24 KB gzipped: fetched once per release, thanks to its hash.
+            .wrap(actix_web::middleware::Compress::default()),
     );
     // Last: whatever the routes above and the admin API's did not match.
     cfg.service(

@@ -667,6 +667,16 @@ async fn pages_and_assets_carry_strict_headers(backend: Backend) {
             }),
             "{kind}"
         );
+        // Compressed for a browser that takes gzip.
+        let gzipped = actix_web::test::call_service(
+            &svc,
+            Req::get(asset)
+                .header("Accept-Encoding", "gzip")
+                .test_request()
+                .to_request(),
+        )
+        .await;
+        assert_eq!(gzipped.headers().get("content-encoding").unwrap(), "gzip");
         // Another hash is not this file.
         let (stem, extension) = asset.rsplit_once('.').unwrap();
         let (stem, _) = stem.rsplit_once('.').unwrap();
