@@ -356,6 +356,17 @@ impl Console {
         }
     }
 
+    /// Waits until the user page shows the user's status as `status`.
+    async fn status_is(&self, status: &str) {
+        self.until(
+            &format!("the user {status}"),
+            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() \
+                === arguments[0]",
+            vec![json!(status)],
+        )
+        .await;
+    }
+
     /// Whether a JavaScript dialog (alert, confirm) is open.
     async fn dialog_open(&self) -> bool {
         self.client.get_alert_text().await.is_ok()
@@ -655,21 +666,9 @@ async fn user_actions_and_markup_as_text(backend: Backend) {
 
     // Disable (from the keyboard), enable.
     console.press_enter("action-disable").await;
-    console
-        .until(
-            "the user disabled",
-            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() === 'disabled'",
-            vec![],
-        )
-        .await;
+    console.status_is("disabled").await;
     console.click("action-enable").await;
-    console
-        .until(
-            "the user enabled",
-            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() === 'active'",
-            vec![],
-        )
-        .await;
+    console.status_is("active").await;
 
     // Delete asks first, then deletes.
     console.click("action-delete").await;
@@ -679,13 +678,7 @@ async fn user_actions_and_markup_as_text(backend: Backend) {
         "nothing is deleted before the confirmation"
     );
     console.click("action-delete-confirm").await;
-    console
-        .until(
-            "the user deleted",
-            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() === 'deleted'",
-            vec![],
-        )
-        .await;
+    console.status_is("deleted").await;
     assert!(
         !console.text("status").await.trim().is_empty(),
         "the result is shown"
@@ -696,13 +689,7 @@ async fn user_actions_and_markup_as_text(backend: Backend) {
 
     console.visit(&format!("/admin/users/{id}"), "user").await;
     console.click("action-restore").await;
-    console
-        .until(
-            "the user restored",
-            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() === 'active'",
-            vec![],
-        )
-        .await;
+    console.status_is("active").await;
     assert_eq!(v0_get().0, 200);
     console.visit("/admin/users", "users").await;
     console.count_is("user-row", 1).await;
@@ -724,13 +711,7 @@ async fn user_actions_and_markup_as_text(backend: Backend) {
     console.visit(&format!("/admin/users/{id}"), "user").await;
     console.click("action-delete").await;
     console.click("action-delete-confirm").await;
-    console
-        .until(
-            "the user deleted",
-            "return document.querySelector('[data-testid=user-status]')?.textContent.trim() === 'deleted'",
-            vec![],
-        )
-        .await;
+    console.status_is("deleted").await;
     let purge = console.find("action-purge").await;
     assert!(
         !purge.is_enabled().await.unwrap(),

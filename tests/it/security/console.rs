@@ -305,22 +305,12 @@ async fn a_session_reaches_only_its_own_project(backend: Backend) {
     let list = in_session(Req::get("/admin/v1/users?status=all&limit=500"), &session);
     let reply = call(&svc, &list).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let listed: BTreeSet<String> = reply.json()["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed: BTreeSet<String> = ids_in(&reply, "users").into_iter().collect();
     if listed != a_users {
         problems.push(format!("A's session lists {listed:?}, A has {a_users:?}"));
     }
     let reply = call(&svc, &in_session(Req::get("/admin/v1/secrets"), &session)).await;
-    let listed: Vec<String> = reply.json()["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed: Vec<String> = ids_in(&reply, "secrets").into_iter().collect();
     if listed != a_secrets {
         problems.push(format!(
             "A's session lists secrets {listed:?}, A has {a_secrets:?}"
@@ -1091,4 +1081,14 @@ both_backends!(
 /// Prints `figure: console.<backend>.<name> = <value>` for reliability/run.
 fn console_figure(backend: Backend, name: &str, value: impl std::fmt::Display) {
     figure(&format!("console.{}.{name}", backend.label()), value);
+}
+
+/// The `id` of every object in the array `field` of a reply.
+fn ids_in(reply: &Reply, field: &str) -> Vec<String> {
+    reply.json()[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
 }
