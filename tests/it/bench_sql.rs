@@ -83,3 +83,59 @@ fn pgbench_scripts_issue_the_servers_sql() {
         .collect();
     assert_eq!(seen, want);
 }
+
+/// The hot queries are prepared once per connection and then served from diesel's statement
+/// cache: a second round of the same calls caches nothing new. (A query diesel cannot cache is
+/// prepared again on every call.) The users INSERT is such a query today: its `None` fields are
+/// written as DEFAULT, which diesel does not cache; making it cacheable
+/// (`treat_none_as_default_value = false`) needs bench/sql/create.sql to bind NULLs, which
+/// pgbench cannot (bench/README.md).
+#[test]
+fn hot_queries_are_prepared_once_per_connection() {
+    let app = TestApp::new(Backend::Postgres);
+    let keys = app.project("p");
+    let project = app.project_id(&keys);
+    let cached = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut conn = app.state.pool.get().unwrap();
+    let sink = cached.clone();
+    conn.conn()
+        .set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+                sink.lock().unwrap().push(sql.to_owned());
+            }
+        });
+    let mut round = |n: usize| {
+        let id = Identifier::parse(&format!("u{n}@b.co")).unwrap();
+        users::insert(
+            conn.conn(),
+            users::new_user(&project, id.clone(), cotterd::time::now()),
+        )
+        .unwrap();
+        users::find_by_identifier(conn.conn(), &project, &id).unwrap();
+        users::list_page(conn.conn(), &project, 0).unwrap();
+        std::mem::take(&mut *cached.lock().unwrap())
+    };
+    let first = round(0);
+    let second = round(1);
+    for statement in [
+        "INSERT INTO \"user_identifiers\"",
+        "SELECT \"users\".\"id\"",
+        "SELECT \"page_rows\".\"id\"",
+    ] {
+        assert_eq!(
+            first
+                .iter()
+                .filter(|sql| sql.starts_with(statement))
+                .count(),
+            1,
+            "{statement} is not prepared once: {first:#?}"
+        );
+    }
+    assert!(second.is_empty(), "prepared again: {second:#?}");
+    assert!(
+        !first
+            .iter()
+            .any(|sql| sql.starts_with("INSERT INTO \"users\"")),
+        "the users INSERT is cached now: make this test require it, and see bench/README.md"
+    );
+}
