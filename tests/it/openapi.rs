@@ -67,16 +67,21 @@ fn the_document_and_the_routes_are_the_same_set() {
     );
 }
 
+/// The security alternatives an operation documents (none for an open one).
+fn security_alternatives(operation: &Value) -> Vec<Value> {
+    operation["security"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// (method, path template, whether `API_SECRET_KEY` is needed) of every operation the document
 /// says takes `API_KEY_ID`.
 fn keyed_operations(doc: &Value) -> BTreeSet<(String, String, bool)> {
     let mut keyed = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            let alternatives = operation["security"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let alternatives = security_alternatives(operation);
             // The alternatives with keys: an admin operation also takes the console's session
             // instead (`keyed_admin_operations_take_the_console_session`).
             let with_keys: Vec<&Value> = alternatives
@@ -115,10 +120,7 @@ fn keyed_admin_operations_take_the_console_session() {
     let doc = document();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            let alternatives = operation["security"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let alternatives = security_alternatives(operation);
             let keyed = alternatives.iter().any(|a| a.get("api_key_id").is_some());
             let session = alternatives
                 .iter()
@@ -182,13 +184,9 @@ async fn documented_operations_are_served(backend: Backend) {
         let status = reply.status.as_u16();
         let operation = &doc["paths"][&template][method.to_lowercase()];
         // Keys or a console session (the metrics token is needed only when it is set).
-        let needs_credentials = operation["security"]
-            .as_array()
-            .is_some_and(|alternatives| {
-                alternatives
-                    .iter()
-                    .any(|a| a.get("api_key_id").is_some() || a.get("console_session").is_some())
-            });
+        let needs_credentials = security_alternatives(operation)
+            .iter()
+            .any(|a| a.get("api_key_id").is_some() || a.get("console_session").is_some());
         // Without credentials: 401; an open operation that takes a body (the console's
         // sign-in) refuses a request without one; the others answer.
         let expected = if needs_credentials {

@@ -58,15 +58,6 @@ fn project_uuid(project: &Project) -> std::result::Result<uuid::Uuid, Error> {
         .ok_or_else(|| Error::Internal("a project's id is not a UUID".into()))
 }
 
-fn no_store(mut response: HttpResponse) -> HttpResponse {
-    use actix_web::http::header;
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 /// `GET /admin/v1/secrets`: the project's secrets, live and revoked, oldest first.
 #[utoipa::path(
     get,
@@ -124,10 +115,11 @@ pub(crate) async fn create_secret(
     // The new secret opens this instance's API at once.
     state.auth.forget(&id);
     let (record, secret) = issued?;
-    Ok(no_store(HttpResponse::Created().json(IssuedSecretJson {
+    // `no-store`, as every admin answer (`private_answers`): the secret is in it.
+    Ok(HttpResponse::Created().json(IssuedSecretJson {
         record: record.into(),
         secret,
-    })))
+    }))
 }
 
 /// `POST /admin/v1/secrets/{secret_id}/revoke`: revokes a live secret. Calls with it fail from

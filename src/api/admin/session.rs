@@ -145,13 +145,6 @@ fn cookie(value: String, secure: bool) -> Cookie<'static> {
         .finish()
 }
 
-fn no_store(response: &mut HttpResponse) {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-}
-
 /// `POST /admin/v1/session`: signs in to the console.
 ///
 /// Checks the key id and secret as the admin API does, starts a session and sets its cookie
@@ -213,10 +206,9 @@ pub(crate) async fn sign_in(
         ))
     })
     .await?;
-    let mut response = HttpResponse::Ok()
+    let response = HttpResponse::Ok()
         .cookie(cookie(cookie_value, !insecure_cookie(&state, &req)))
         .json(SessionJson::new(&project_id, name, &session, lifetimes));
-    no_store(&mut response);
     Ok(response)
 }
 
@@ -290,13 +282,12 @@ pub(crate) async fn get_session(
     let lifetimes = Lifetimes::of(&state.settings);
     let named = project.clone();
     let name = db::run(&state.pool, move |conn| project_name(conn, &named)).await?;
-    let mut response = HttpResponse::Ok().json(SessionJson::new(
+    let response = HttpResponse::Ok().json(SessionJson::new(
         project.id().as_str(),
         name,
         &session,
         lifetimes,
     ));
-    no_store(&mut response);
     Ok(response)
 }
 
@@ -327,8 +318,7 @@ pub(crate) async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Re
     .await?;
     let mut removal = cookie(String::new(), !insecure_cookie(&state, &req));
     removal.make_removal();
-    let mut response = HttpResponse::NoContent().cookie(removal).finish();
-    no_store(&mut response);
+    let response = HttpResponse::NoContent().cookie(removal).finish();
     Ok(response)
 }
 
