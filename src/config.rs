@@ -65,6 +65,19 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub db_pool_timeout_ms: u64,
 
+    /// Threads that run requests' database calls, each keeping one pooled connection (0: two
+    /// per CPU core, at most half the pool, so that the group writers, key loads, transfers and
+    /// upkeep find connections too).
+    #[arg(long, env = "DB_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub db_threads: u64,
+
+    /// Threads that commit creates in groups (0: one on SQLite, two on PostgreSQL). Each holds
+    /// a pooled connection while its group commits.
+    #[arg(long, env = "DB_WRITERS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=64))]
+    pub db_writers: u64,
+
     /// How long a project's keys are cached, in seconds. A revoked secret, a new secret or a
     /// changed project policy takes effect within this time. 0 disables the cache.
     #[arg(long, env = "AUTH_CACHE_TTL_SECS", default_value_t = 5,
@@ -254,6 +267,17 @@ impl Settings {
         match self.db_pool_size {
             0 => std::thread::available_parallelism().map_or(4, |n| n.get() as u32 * 4),
             n => n,
+        }
+    }
+
+    /// Database threads, with `0` resolved against the CPU count and the pool's size.
+    pub fn db_threads(&self, pool_size: u32) -> usize {
+        match self.db_threads {
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cores * 2).min(pool_size as usize / 2).max(1)
+            }
+            n => n as usize,
         }
     }
 

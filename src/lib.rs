@@ -41,6 +41,8 @@ use crate::db::Pool;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
+    /// Creates, committed in groups (`db::group`).
+    pub writes: db::group::GroupCommit,
     pub auth: AuthCache,
     pub hasher: passwords::Hasher,
     pub limits: limits::RateLimits,
@@ -66,6 +68,11 @@ impl AppState {
             metrics,
             hasher: passwords::Hasher::new(&settings),
             transfers: transfer::Slots::new(settings.transfer_concurrency as usize),
+            writes: db::group::GroupCommit::start(
+                pool.clone(),
+                settings.db_writers as usize,
+                settings.db_pool_timeout(),
+            ),
             pool,
             settings,
         }

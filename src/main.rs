@@ -246,11 +246,11 @@ fn serve(settings: Settings) -> Result<(), String> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // Blocking threads run database calls (at most one per pooled connection) and password
-    // hashes (bounded by their own slots): more would only cost memory.
-    let blocking_threads =
-        (state.settings.db_pool_size() as usize + state.settings.hash_concurrency() + 2)
-            .div_ceil(workers);
+    // Requests' database calls run on the database threads (`db::threads`); the blocking
+    // threads run password hashes (bounded by their own slots), key loads (one per project at a
+    // time, each on a pooled connection), signature checks and the probes: more would only
+    // cost memory.
+    let blocking_threads = (state.settings.hash_concurrency() + 4).div_ceil(workers);
     {
         let mut conn = state
             .pool

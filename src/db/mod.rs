@@ -1,7 +1,9 @@
 //! Database access: one connection type over PostgreSQL and SQLite, the pool, and migrations.
 
 pub mod explain;
+pub mod group;
 pub mod schema;
+mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -172,30 +174,47 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// The connection pool, counting the requests that wait for a connection (for metrics).
+/// The connection pool, counting the requests that wait for a connection (for metrics), and
+/// the database threads that run requests' calls on its connections.
 #[derive(Clone)]
 pub struct Pool {
+    core: Core,
+    threads: threads::DbThreads,
+}
+
+/// The pool itself: what the database threads hold (not the queue, so that they end with the
+/// last `Pool`).
+#[derive(Clone)]
+struct Core {
     inner: r2d2::Pool<ConnectionManager>,
     waiting: Arc<AtomicUsize>,
+    target: Arc<Target>,
 }
+
+type PooledConn = r2d2::PooledConnection<ConnectionManager>;
 
 impl Pool {
     /// Checks a connection out, waiting at most the checkout timeout (`DB_POOL_TIMEOUT_MS`).
-    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let conn = self.inner.get();
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    pub fn get(&self) -> Result<PooledConn, r2d2::Error> {
+        self.core.waiting.fetch_add(1, Ordering::Relaxed);
+        let conn = self.core.inner.get();
+        self.core.waiting.fetch_sub(1, Ordering::Relaxed);
         conn
     }
 
     /// Open and idle connections.
     pub fn state(&self) -> r2d2::State {
-        self.inner.state()
+        self.core.inner.state()
     }
 
-    /// Requests waiting for a connection right now.
+    /// The database the pool connects to.
+    pub fn target(&self) -> &Target {
+        &self.core.target
+    }
+
+    /// Requests waiting for a connection or a database thread right now.
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Relaxed)
+        self.core.waiting.load(Ordering::Relaxed)
     }
 }
 
@@ -222,6 +241,8 @@ fn open_migrated(manager: &ConnectionManager) -> Result<DbConn, String> {
 pub fn connect(settings: &Settings) -> Result<Pool, String> {
     let manager = ConnectionManager::new(&settings.database)?;
     drop(open_migrated(&manager)?);
+    let target = Arc::new(manager.target().clone());
+    let pool_size = settings.db_pool_size();
     let inner = r2d2::Pool::builder()
         .max_size(settings.db_pool_size())
         .connection_timeout(settings.db_pool_timeout())
@@ -235,10 +256,17 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
         .idle_timeout(Some(Duration::from_secs(600)))
         .build(manager)
         .map_err(|e| format!("cannot open the connection pool: {e}"))?;
-    Ok(Pool {
+    let core = Core {
         inner,
         waiting: Arc::new(AtomicUsize::new(0)),
-    })
+        target,
+    };
+    let threads = threads::DbThreads::start(
+        &core,
+        settings.db_threads(pool_size),
+        settings.db_pool_timeout(),
+    );
+    Ok(Pool { core, threads })
 }
 
 fn create_parent_dir(path: &Path) -> Result<(), String> {
@@ -301,12 +329,12 @@ pub fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Re
     }
 }
 
-/// [`with_conn`] on the blocking thread pool, for request handlers.
+/// [`with_conn`] for request handlers: `f` runs on one of the database threads
+/// (`db::threads`), on the connection that thread keeps.
 pub async fn run<T, F>(pool: &Pool, f: F) -> Result<T>
 where
     F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
-    actix_web::web::block(move || with_conn(&pool, f)).await?
+    pool.threads.run(&pool.core, f).await
 }

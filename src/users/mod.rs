@@ -75,8 +75,10 @@ impl User {
 
 /// A user about to be stored. Only [`new_user`] makes one, so its `issuer` is the project it
 /// was made for.
+// `None` is written as a bound NULL, not as DEFAULT (the columns' default is NULL): one SQL
+// text for every user, which diesel prepares once per connection.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = users)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
 pub struct NewUser {
     id: String,
     issuer: String,
@@ -278,31 +280,34 @@ fn refuse_another_users_id(conn: &mut DbConn, user: &NewUser) -> Result<()> {
     }
 }
 
-/// Stores a new user (`IdentifierTaken` when an identifier or the `client_user_id` is taken);
-/// the stored row.
+/// Stores a new user (`IdentifierTaken` when an identifier or the `client_user_id` is taken),
+/// in a transaction of its own; the stored row.
 pub fn insert(conn: &mut DbConn, user: NewUser) -> Result<User> {
-    conn.transaction(|conn| {
-        // The write first: on SQLite a transaction that reads before it writes may fail to
-        // take the write lock when another writer came between.
-        diesel::insert_into(users::table)
-            .values(&user)
-            .execute(conn)
-            .map_err(taken)?;
-        refuse_another_users_id(conn, &user)?;
-        insert_identifiers(conn, &user)
-    })?;
+    conn.transaction(|conn| insert_within(conn, user))
+}
+
+/// [`insert`]'s statements, for a caller that holds a transaction or a savepoint around them
+/// (the group commit, `db::group`): a failure leaves them to that rollback.
+pub fn insert_within(conn: &mut DbConn, user: NewUser) -> Result<User> {
+    // The write first: on SQLite a transaction that reads before it writes may fail to take
+    // the write lock when another writer came between.
+    diesel::insert_into(users::table)
+        .values(&user)
+        .execute(conn)
+        .map_err(taken)?;
+    refuse_another_users_id(conn, &user)?;
+    insert_identifiers(conn, &user)?;
     Ok(user.into_user())
 }
 
-/// Stores a new user with a profile (`IdentifierTaken` when the identifier is taken).
-pub fn insert_with_profile(conn: &mut DbConn, row: &NewProfileUser) -> Result<()> {
-    conn.transaction(|conn| {
-        diesel::insert_into(users::table)
-            .values(row)
-            .execute(conn)
-            .map_err(taken)?;
-        insert_identifiers(conn, &row.user)
-    })
+/// Stores a new user with a profile (`IdentifierTaken` when the identifier is taken). The
+/// caller holds a transaction or a savepoint around it (the group commit, `db::group`).
+pub fn insert_with_profile_within(conn: &mut DbConn, row: &NewProfileUser) -> Result<()> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map_err(taken)?;
+    insert_identifiers(conn, &row.user)
 }
 
 /// A user from an import file, with its own id, times and identifiers, about to be stored.

@@ -12,6 +12,7 @@
 //! - `copy`: `cotterd copy` between SQLite and PostgreSQL, both ways, and what it refuses;
 //! - `security`: hostile input on every route, cross-project probes, the credentials matrix;
 //! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
+//! - `group_commit`: creates committed in groups: together, failing alone or as a group;
 //! - `properties`: normalisation and paging on generated inputs;
 //! - `scoping`: a project reaches only its own rows, down to the database's keys;
 //! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
@@ -29,6 +30,7 @@ mod cli;
 mod console;
 mod copy;
 mod faults;
+mod group_commit;
 mod openapi;
 mod ops;
 mod plans;

@@ -112,7 +112,11 @@ pub(crate) async fn create_user(
     idempotency::once(&req, &state, &project, &body, async {
         let body: CreateUser = parse_object(&body)?;
         let user = body.into_new_user(project.id())?;
-        let user = db::run(&state.pool, move |conn| users::insert(conn, user)).await?;
+        // Under the group's savepoint: the statements need no transaction of their own.
+        let user = state
+            .writes
+            .run(move |conn| users::insert_within(conn, user))
+            .await?;
         Ok(HttpResponse::Ok().json(UserJson::try_from(user)?))
     })
     .await

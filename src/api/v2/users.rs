@@ -88,10 +88,10 @@ async fn create(state: &AppState, project: &Project, body: &[u8]) -> V2Result {
         last_name: new.last_name,
     };
     let id = row.user.id().to_owned();
-    db::run(&state.pool, move |conn| {
-        users::insert_with_profile(conn, &row)
-    })
-    .await?;
+    state
+        .writes
+        .run(move |conn| users::insert_with_profile_within(conn, &row))
+        .await?;
     Ok(HttpResponse::Created().json(Written {
         id,
         error_codes: [],
