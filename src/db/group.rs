@@ -12,7 +12,7 @@
 //! checkout timeout (503 with `Retry-After`) hold for them as for every other query; a write
 //! that waited in the queue longer than that timeout is answered 503 without running.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use diesel::Connection;
 use tokio::sync::oneshot;
 
-use super::{with_conn, DbConn, Pool, Target};
+use super::{Core, DbConn, Kept, Pool, Target};
 use crate::error::{Error, Result};
 
 /// The most writes committed in one transaction.
@@ -74,6 +74,8 @@ struct Queued {
 #[derive(Clone)]
 pub struct GroupCommit {
     queue: SyncSender<Queued>,
+    /// Writes in the queue now.
+    queued: Arc<AtomicUsize>,
 }
 
 impl GroupCommit {
@@ -87,14 +89,15 @@ impl GroupCommit {
         };
         let (queue, taken) = mpsc::sync_channel(QUEUE_CAPACITY);
         let taken = Arc::new(Mutex::new(taken));
+        let queued = Arc::new(AtomicUsize::new(0));
         for n in 0..writers {
-            let (pool, taken) = (pool.clone(), taken.clone());
+            let (core, taken, queued) = (pool.core.clone(), taken.clone(), queued.clone());
             std::thread::Builder::new()
                 .name(format!("cotterd-writer-{n}"))
-                .spawn(move || writer(&pool, &taken, wait_limit))
+                .spawn(move || writer(&core, &taken, &queued, wait_limit))
                 .expect("the writer thread starts");
         }
-        GroupCommit { queue }
+        GroupCommit { queue, queued }
     }
 
     /// Runs `work` in the next group to commit and answers once that group has committed.
@@ -114,14 +117,17 @@ impl GroupCommit {
             at: Instant::now(),
             write,
         };
+        self.queued.fetch_add(1, Ordering::Relaxed);
         match self.queue.try_send(queued) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 log::warn!("the write queue is full ({QUEUE_CAPACITY} writes): answered 503");
                 return Err(Error::Unavailable);
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(Error::Internal("the writer threads have stopped".into()))
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::Internal("the writer threads have stopped".into()));
             }
         }
         answered
@@ -131,28 +137,59 @@ impl GroupCommit {
 }
 
 /// One writer thread: takes what is queued (waiting for the first write only), commits it as
-/// one group, answers each write, and again, until the queue is gone.
-fn writer(pool: &Pool, taken: &Mutex<Receiver<Queued>>, wait_limit: Duration) {
+/// one group, answers each write, and again, until the queue is gone. It keeps its connection
+/// while groups keep coming (on SQLite, a connection that alone writes keeps its page cache
+/// warm) and gives it back to the pool when the queue is empty.
+fn writer(
+    core: &Core,
+    taken: &Mutex<Receiver<Queued>>,
+    queued: &AtomicUsize,
+    wait_limit: Duration,
+) {
     let mut group: Vec<Box<dyn Write>> = Vec::with_capacity(MAX_GROUP);
+    let mut kept = Kept::default();
     loop {
-        {
-            let Ok(taken) = taken.lock() else { return };
-            let Ok(first) = taken.recv() else { return };
+        let oldest = {
+            let next = match (kept.conn.is_some(), taken.try_lock()) {
+                (true, Ok(taken)) => taken.try_recv().ok().map(|first| (first, taken)),
+                _ => None,
+            };
+            let (first, taken) = match next {
+                Some(next) => next,
+                None => {
+                    kept.release();
+                    let Ok(taken) = taken.lock() else { return };
+                    let Ok(first) = taken.recv() else { return };
+                    (first, taken)
+                }
+            };
+            // The queue is first in, first out: the group's first write has waited longest.
+            let oldest = first.at;
+            queued.fetch_sub(1, Ordering::Relaxed);
             keep_or_refuse(first, wait_limit, &mut group);
             while group.len() < MAX_GROUP {
                 match taken.try_recv() {
-                    Ok(next) => keep_or_refuse(next, wait_limit, &mut group),
+                    Ok(next) => {
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                        keep_or_refuse(next, wait_limit, &mut group);
+                    }
                     Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                 }
             }
-        }
+            oldest
+        };
         if group.is_empty() {
             continue;
         }
-        let committed = catch_unwind(AssertUnwindSafe(|| commit(pool, &mut group)))
-            .unwrap_or_else(|_| Err(Error::Internal("a grouped write panicked".into())));
+        // The checkout may take what the group's oldest write has left of its wait.
+        let wait = wait_limit.saturating_sub(oldest.elapsed());
+        let committed = commit(core, &mut kept, wait, &mut group);
         if group.len() > 1 {
             log::trace!("committed a group of {} writes", group.len());
+        }
+        // With nothing queued, the connection goes back before the answers.
+        if queued.load(Ordering::Relaxed) == 0 {
+            kept.release();
         }
         for write in group.drain(..) {
             write.finish(committed.clone());
@@ -171,22 +208,35 @@ fn keep_or_refuse(queued: Queued, wait_limit: Duration, group: &mut Vec<Box<dyn 
 }
 
 /// Runs the group in one transaction. Every write's own failure stays in the write; what fails
-/// here is the transaction itself (its BEGIN or its COMMIT), and that is answered 503: nothing of
-/// the group was stored, and a retry may well succeed.
-fn commit(pool: &Pool, group: &mut [Box<dyn Write>]) -> Result<()> {
-    with_conn(pool, |conn| {
+/// here is the transaction itself (its BEGIN or its COMMIT, answered 503: nothing of the group
+/// was stored, and a retry may well succeed) or a write that panicked (500; the connection is
+/// dropped, as it may hold the transaction open).
+fn commit(
+    core: &Core,
+    kept: &mut Kept,
+    wait: Duration,
+    group: &mut [Box<dyn Write>],
+) -> Result<()> {
+    let size = group.len();
+    let mut every_write_ran = false;
+    let committed = kept.run(core, Some(wait), |conn| {
         conn.transaction(|conn| {
             for write in group.iter_mut() {
                 write.run(conn);
             }
+            every_write_ran = true;
             Ok::<_, Error>(())
         })
-    })
-    .map_err(|err| match err {
-        Error::Unavailable => Error::Unavailable,
-        err => {
-            log::error!("a group of {} writes failed to commit: {err:?}", group.len());
-            Error::Unavailable
+    });
+    match committed {
+        Ok(()) => Ok(()),
+        Err(Error::Internal(_)) if !every_write_ran => {
+            Err(Error::Internal("a grouped write panicked".into()))
         }
-    })
+        Err(Error::Unavailable) => Err(Error::Unavailable),
+        Err(err) => {
+            log::error!("a group of {size} writes failed to commit: {err:?}");
+            Err(Error::Unavailable)
+        }
+    }
 }

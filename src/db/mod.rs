@@ -5,6 +5,7 @@ pub mod group;
 pub mod schema;
 mod threads;
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -317,15 +318,61 @@ pub fn check_ready(settings: &DatabaseSettings) -> Result<usize, String> {
 /// error the driver reported for it: the connection is dropped from the pool and the request
 /// answered 503 + Retry-After rather than 500. A connection that met a busy SQLite is kept.
 pub fn with_conn<T>(pool: &Pool, f: impl FnOnce(&mut DbConn) -> Result<T>) -> Result<T> {
-    let mut pooled = pool.get()?;
-    let result = f(&mut pooled.conn);
-    match result {
-        Err(err @ (Error::Unavailable | Error::Internal(_))) if pooled.conn.ping().is_err() => {
-            pooled.broken = true;
-            log::warn!("database connection lost, dropped from the pool: {err:?}");
-            Err(Error::Unavailable)
-        }
-        result => result,
+    Kept::default().run(&pool.core, None, f)
+}
+
+/// A pooled connection that a database thread or a writer keeps while work keeps coming, and
+/// gives back (by [`Kept::release`] or by being dropped) when it runs out.
+#[derive(Default)]
+struct Kept {
+    conn: Option<PooledConn>,
+}
+
+impl Kept {
+    /// Gives the connection back to the pool.
+    fn release(&mut self) {
+        self.conn = None;
+    }
+
+    /// Runs `f` on the kept connection, checking one out first when none is kept (within
+    /// `wait`, or the pool's checkout timeout). A failure on a connection that no longer
+    /// answers a ping, or a panic, drops the connection from the pool; the first is answered
+    /// `Unavailable`, the second `Internal`.
+    fn run<T>(
+        &mut self,
+        core: &Core,
+        wait: Option<Duration>,
+        f: impl FnOnce(&mut DbConn) -> Result<T>,
+    ) -> Result<T> {
+        let pooled = match &mut self.conn {
+            Some(pooled) => pooled,
+            empty => {
+                core.waiting.fetch_add(1, Ordering::Relaxed);
+                let checked_out = match wait {
+                    Some(wait) => core.inner.get_timeout(wait),
+                    None => core.inner.get(),
+                };
+                core.waiting.fetch_sub(1, Ordering::Relaxed);
+                empty.insert(checked_out?)
+            }
+        };
+        let failed = match catch_unwind(AssertUnwindSafe(|| f(&mut pooled.conn))) {
+            Ok(Err(err @ (Error::Unavailable | Error::Internal(_))))
+                if pooled.conn.ping().is_err() =>
+            {
+                log::warn!("database connection lost, dropped from the pool: {err:?}");
+                Error::Unavailable
+            }
+            Ok(result) => return result,
+            Err(_) => {
+                // It may have left a transaction open.
+                log::error!("a database call panicked; its connection is dropped from the pool");
+                Error::Internal("a database call panicked".into())
+            }
+        };
+        pooled.broken = true;
+        self.conn = None;
+        Err(failed)
     }
 }
 

@@ -7,28 +7,57 @@
 //! that finds no connection within it, is answered 503 with `Retry-After`, and so is a call
 //! that finds the queue full.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::R2D2Connection;
 use tokio::sync::oneshot;
 
-use super::{Core, DbConn, PooledConn};
+use super::{Core, DbConn, Kept};
 use crate::error::{Error, Result};
 
 /// Calls that may wait for a thread; more are answered 503 at once.
 pub const QUEUE_CAPACITY: usize = 1024;
 
-/// A call, boxed: it runs on a connection, or is told why it cannot. It answers whether the
-/// connection was found lost.
-type Job = Box<dyn FnOnce(Result<&mut DbConn, Error>) -> bool + Send>;
+/// A call, boxed: it runs on a thread's connection, or is refused unrun.
+trait Call: Send {
+    /// Runs the call on `kept` (checking a connection out within `wait` if none is kept) and
+    /// answers it.
+    fn run(self: Box<Self>, core: &Core, kept: &mut Kept, wait: Duration);
+    /// Answers the call with `err`, unrun.
+    fn refuse(self: Box<Self>, err: Error);
+}
+
+struct Pending<T, F> {
+    work: F,
+    answer: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Call for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut DbConn) -> Result<T> + Send,
+{
+    fn run(self: Box<Self>, core: &Core, kept: &mut Kept, wait: Duration) {
+        let Pending { work, answer } = *self;
+        let result = kept.run(core, Some(wait), work);
+        // With nothing queued, the connection goes back before the answer: the caller's next
+        // look at the pool finds it idle.
+        if core.waiting.load(Ordering::Relaxed) == 0 {
+            kept.release();
+        }
+        let _ = answer.send(result);
+    }
+
+    fn refuse(self: Box<Self>, err: Error) {
+        let _ = self.answer.send(Err(err));
+    }
+}
 
 struct Queued {
     at: Instant,
-    job: Job,
+    call: Box<dyn Call>,
 }
 
 /// The sending end of the queue. Cheap to clone; the threads end when the last clone goes.
@@ -59,37 +88,22 @@ impl DbThreads {
         T: Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let (result, lost) = match conn {
-                Ok(conn) => match f(conn) {
-                    // As `with_conn` judges it: a failure on a connection that no longer
-                    // answers was the server going away, whatever the driver said.
-                    Err(Error::Unavailable | Error::Internal(_)) if conn.ping().is_err() => {
-                        (Err(Error::Unavailable), true)
-                    }
-                    result => (result, false),
-                },
-                Err(err) => (Err(err), false),
-            };
-            let _ = answer.send(result);
-            lost
-        });
-        core.waiting.fetch_add(1, Ordering::Relaxed);
         let queued = Queued {
             at: Instant::now(),
-            job,
+            call: Box::new(Pending { work: f, answer }),
         };
-        match self.queue.try_send(queued) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                core.waiting.fetch_sub(1, Ordering::Relaxed);
-                log::warn!("the database queue is full ({QUEUE_CAPACITY} calls): answered 503");
-                return Err(Error::Unavailable);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                core.waiting.fetch_sub(1, Ordering::Relaxed);
-                return Err(Error::Internal("the database threads have stopped".into()));
-            }
+        core.waiting.fetch_add(1, Ordering::Relaxed);
+        if let Err(refused) = self.queue.try_send(queued) {
+            core.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(match refused {
+                TrySendError::Full(_) => {
+                    log::warn!("the database queue is full ({QUEUE_CAPACITY} calls): answered 503");
+                    Error::Unavailable
+                }
+                TrySendError::Disconnected(_) => {
+                    Error::Internal("the database threads have stopped".into())
+                }
+            });
         }
         answered
             .await
@@ -101,16 +115,16 @@ impl DbThreads {
 /// straight from one call to the next; when the queue is empty it gives the connection back to
 /// the pool, so that an idle server holds none and the pool's size stays the one budget.
 fn serve(core: &Core, taken: &Mutex<Receiver<Queued>>, wait_limit: Duration) {
-    let mut kept: Option<PooledConn> = None;
+    let mut kept = Kept::default();
     loop {
-        let next = match (&kept, taken.try_lock()) {
-            (Some(_), Ok(taken)) => taken.try_recv().ok(),
+        let next = match (kept.conn.is_some(), taken.try_lock()) {
+            (true, Ok(taken)) => taken.try_recv().ok(),
             _ => None,
         };
-        let Queued { at, job } = match next {
+        let Queued { at, call } = match next {
             Some(queued) => queued,
             None => {
-                kept = None;
+                kept.release();
                 let Ok(taken) = taken.lock() else { return };
                 match taken.recv() {
                     Ok(queued) => queued,
@@ -119,28 +133,10 @@ fn serve(core: &Core, taken: &Mutex<Receiver<Queued>>, wait_limit: Duration) {
             }
         };
         core.waiting.fetch_sub(1, Ordering::Relaxed);
-        // What is left of the call's wait, for a connection.
-        let Some(left) = wait_limit.checked_sub(at.elapsed()) else {
-            job(Err(Error::Unavailable));
-            continue;
-        };
-        if kept.is_none() {
-            match core.inner.get_timeout(left) {
-                Ok(conn) => kept = Some(conn),
-                Err(err) => {
-                    job(Err(err.into()));
-                    continue;
-                }
-            }
-        }
-        let conn = kept.as_mut().expect("a connection was just kept");
-        let lost = catch_unwind(AssertUnwindSafe(|| job(Ok(&mut conn.conn))));
-        if !matches!(lost, Ok(false)) {
-            // A lost server, or a panic that may have left a transaction open: the connection
-            // is not kept, and the pool drops it.
-            conn.broken = true;
-            log::warn!("database connection lost or left unclean, dropped from the pool");
-            kept = None;
+        // The call's whole wait, for a thread and a connection, is the checkout timeout.
+        match wait_limit.checked_sub(at.elapsed()) {
+            Some(left) => call.run(core, &mut kept, left),
+            None => call.refuse(Error::Unavailable),
         }
     }
 }

@@ -84,14 +84,12 @@ fn create(app: &TestApp, project: &ProjectId, identifier: &str) -> Answer<i64> {
 
 fn transaction_id(conn: &mut DbConn) -> Result<i64> {
     match conn {
-        DbConn::Pg(pg) => {
-            Ok(
-                diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                    "txid_current()",
-                ))
-                .get_result(pg)?,
-            )
-        }
+        DbConn::Pg(pg) => Ok(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "txid_current()",
+            ))
+            .get_result(pg)?,
+        ),
         DbConn::Sqlite(_) => Ok(0),
     }
 }
@@ -133,7 +131,10 @@ async fn writes_queued_together_commit_together_and_fail_alone(backend: Backend)
         );
     }
     for name in ["a@x.co", "b@x.co", "c@x.co"] {
-        assert!(stored(&app, &project, name), "{name} acknowledged, not stored");
+        assert!(
+            stored(&app, &project, name),
+            "{name} acknowledged, not stored"
+        );
     }
     let mut conn = app.state.pool.get().expect("connection");
     let rows: i64 = cotterd::db::schema::users::table
@@ -179,7 +180,9 @@ async fn a_failed_commit_fails_its_whole_group(backend: Backend) {
     assert!(!stored(&app, &project, "e@x.co"));
 
     // The writer goes on: a lone write commits.
-    create(&app, &project, "f@x.co").await.expect("a later write");
+    create(&app, &project, "f@x.co")
+        .await
+        .expect("a later write");
     assert!(stored(&app, &project, "f@x.co"));
 }
 
@@ -197,7 +200,9 @@ async fn a_panicking_write_fails_its_group_and_the_writer_goes_on(backend: Backe
         assert!(matches!(answer, Err(Error::Internal(_))), "{answer:?}");
     }
     assert!(!stored(&app, &project, "g@x.co"));
-    create(&app, &project, "h@x.co").await.expect("a later write");
+    create(&app, &project, "h@x.co")
+        .await
+        .expect("a later write");
     assert!(stored(&app, &project, "h@x.co"));
 }
 
