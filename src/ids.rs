@@ -30,7 +30,7 @@ pub struct UserId(String);
 impl UserId {
     /// A new random id, for a user being created.
     pub fn generate() -> Self {
-        UserId(Uuid::new_v4().to_string())
+        UserId(Uuid::now_v7().to_string())
     }
 
     /// Reads an id a client sent (see [`parse_uuid`]); `None` when it is not one, which the
