@@ -26,6 +26,14 @@ pub struct DatabaseSettings {
           default_value_t = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
           value_parser = clap::value_parser!(u32).range(0..=600_000))]
     pub sqlite_busy_timeout_ms: u32,
+
+    /// Whether PostgreSQL connections keep their statements prepared, one parse per statement
+    /// and connection. Set it to false behind a pooler that does not carry prepared statements
+    /// across transactions (PgBouncer in transaction mode, before 1.21): each statement is then
+    /// sent with its text, unnamed, in one round trip.
+    #[arg(long, global = true, env = "DB_STATEMENT_CACHE", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub statement_cache: bool,
 }
 
 impl Default for DatabaseSettings {
@@ -33,6 +41,7 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             sqlite_busy_timeout_ms: DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+            statement_cache: true,
         }
     }
 }
@@ -44,6 +53,13 @@ pub struct Settings {
     /// of their own.
     #[arg(skip)]
     pub database: DatabaseSettings,
+
+    /// A PostgreSQL server (a streaming-replication standby) for the admin API's dashboard
+    /// reads: user lists, searches, counts, sign-up counts and exports. Everything else, every
+    /// read a client may make right after its own write included, stays on `DATABASE_URL`.
+    /// Unset: every read goes to `DATABASE_URL`.
+    #[arg(long, env = "DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
 
     /// Address the HTTP server listens on.
     #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080")]

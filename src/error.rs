@@ -447,6 +447,11 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 Error::Unavailable
             }
+            // A write on a server that became a standby (a failover): `db` drops the
+            // connection, and the next one goes to the server that now takes writes.
+            DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                Error::Unavailable
+            }
             // SQLite reports a lock held past busy_timeout as an unknown database error.
             DieselError::DatabaseError(_, info)
                 if info.message().contains("database is locked")

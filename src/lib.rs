@@ -41,6 +41,9 @@ use crate::db::Pool;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
+    /// The admin API's dashboard reads (lists, counts, sign-up counts, exports): a standby's
+    /// pool when `DATABASE_READ_URL` names one, else `pool` itself.
+    pub reads: Pool,
     /// Creates, committed in groups (`db::group`).
     pub writes: db::group::GroupCommit,
     pub auth: AuthCache,
@@ -56,11 +59,17 @@ impl AppState {
     /// Opens the database named by `settings` (running pending migrations) and builds the state.
     pub fn open(settings: Settings) -> Result<Self, String> {
         let pool = db::connect(&settings)?;
-        Ok(Self::with_pool(pool, settings))
+        let reads = db::connect_reads(&settings, &pool)?;
+        Ok(Self::with_pools(pool, reads, settings))
     }
 
-    /// Builds the state around an existing pool.
+    /// Builds the state around an existing pool, which serves every read too.
     pub fn with_pool(pool: Pool, settings: Settings) -> Self {
+        Self::with_pools(pool.clone(), pool, settings)
+    }
+
+    /// Builds the state around existing pools: `reads` serves the admin API's dashboard reads.
+    pub fn with_pools(pool: Pool, reads: Pool, settings: Settings) -> Self {
         let metrics = metrics::Metrics::new();
         AppState {
             limits: limits::RateLimits::new(&settings, metrics.rate_limited.clone()),
@@ -74,6 +83,7 @@ impl AppState {
                 settings.db_pool_timeout(),
             ),
             pool,
+            reads,
             settings,
         }
     }

@@ -42,7 +42,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (what runs when no command is given).
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Apply pending database migrations and exit (`serve` also does this at start-up).
     Migrate,
     /// Create, list and configure projects (issuers).
@@ -189,7 +189,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Serve(settings)) => serve(Settings {
             database,
-            ..settings
+            ..*settings
         }),
         Some(Command::Migrate) => migrate(&database),
         Some(Command::Projects(command)) => projects_command(&database, command),

@@ -32,6 +32,9 @@ pub const QUEUE_CAPACITY: usize = 1024;
 trait Write: Send {
     /// Runs the write under its own savepoint, keeping its outcome.
     fn run(&mut self, conn: &mut DbConn);
+    /// Whether the write failed because the database could not take it (a lost connection, a
+    /// read-only server, a busy SQLite), not because of what it wrote.
+    fn unavailable(&self) -> bool;
     /// Answers the request: the write's own outcome when its group committed, else `group`'s.
     fn finish(self: Box<Self>, group: Result<()>);
 }
@@ -52,6 +55,10 @@ where
             // Inside the group's transaction, diesel makes this one a savepoint.
             self.outcome = Some(conn.transaction(work));
         }
+    }
+
+    fn unavailable(&self) -> bool {
+        matches!(self.outcome, Some(Err(Error::Unavailable)))
     }
 
     fn finish(self: Box<Self>, group: Result<()>) {
@@ -225,6 +232,12 @@ fn commit(
                 write.run(conn);
             }
             every_write_ran = true;
+            // A write the database could not take fails the group, so that the connection it
+            // ran on is checked (and dropped when it lost its server or landed on a read-only
+            // one); the group's other writes would have met the same.
+            if group.iter().any(|write| write.unavailable()) {
+                return Err(Error::Unavailable);
+            }
             Ok::<_, Error>(())
         })
     });

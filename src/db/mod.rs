@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{CacheSize, SimpleConnection};
 use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
 use diesel::sqlite::SqliteConnection;
@@ -101,6 +101,7 @@ impl Target {
 pub struct ConnectionManager {
     target: Target,
     sqlite_busy_timeout_ms: u32,
+    statement_cache: bool,
 }
 
 /// A pooled connection, with a mark the pool reads to drop it after it lost its server.
@@ -122,6 +123,7 @@ impl ConnectionManager {
         Ok(ConnectionManager {
             target: Target::parse(&settings.database_url)?,
             sqlite_busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+            statement_cache: settings.statement_cache,
         })
     }
 
@@ -133,7 +135,15 @@ impl ConnectionManager {
     /// Opens and prepares one connection.
     pub fn establish(&self) -> Result<DbConn, diesel::ConnectionError> {
         match &self.target {
-            Target::Postgres(url) => Ok(DbConn::Pg(PgConnection::establish(url)?)),
+            Target::Postgres(url) => {
+                // libpq takes the URL as it is: several hosts, `target_session_attrs` and the
+                // rest of its parameters pick the server.
+                let mut conn = PgConnection::establish(url)?;
+                if !self.statement_cache {
+                    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+                }
+                Ok(DbConn::Pg(conn))
+            }
             Target::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 // WAL lets readers run beside the writer; busy_timeout makes writers queue
@@ -190,6 +200,9 @@ struct Core {
     inner: r2d2::Pool<ConnectionManager>,
     waiting: Arc<AtomicUsize>,
     target: Arc<Target>,
+    /// Whether the pool's server must take writes: a connection that finds itself on a
+    /// read-only server (a standby, or a primary demoted by a failover) is dropped.
+    writes: bool,
 }
 
 type PooledConn = r2d2::PooledConnection<ConnectionManager>;
@@ -242,6 +255,36 @@ fn open_migrated(manager: &ConnectionManager) -> Result<DbConn, String> {
 pub fn connect(settings: &Settings) -> Result<Pool, String> {
     let manager = ConnectionManager::new(&settings.database)?;
     drop(open_migrated(&manager)?);
+    Ok(open_pool(manager, settings, true))
+}
+
+/// Opens the pool for the admin API's dashboard reads: the server `DATABASE_READ_URL` names
+/// (a PostgreSQL standby, so no migration runs there, and the database's settings are
+/// `DATABASE_URL`'s), or the primary's pool when it names none.
+pub fn connect_reads(settings: &Settings, primary: &Pool) -> Result<Pool, String> {
+    let Some(url) = settings.database_read_url.as_deref() else {
+        return Ok(primary.clone());
+    };
+    let database = DatabaseSettings {
+        database_url: url.to_owned(),
+        ..settings.database.clone()
+    };
+    let manager =
+        ConnectionManager::new(&database).map_err(|e| format!("DATABASE_READ_URL: {e}"))?;
+    if !matches!(
+        (manager.target(), primary.target()),
+        (Target::Postgres(_), Target::Postgres(_))
+    ) {
+        return Err(
+            "DATABASE_READ_URL names a PostgreSQL standby, and needs DATABASE_URL on PostgreSQL"
+                .into(),
+        );
+    }
+    log::info!("dashboard reads from {}", manager.target().describe());
+    Ok(open_pool(manager, settings, false))
+}
+
+fn open_pool(manager: ConnectionManager, settings: &Settings, writes: bool) -> Pool {
     let target = Arc::new(manager.target().clone());
     let pool_size = settings.db_pool_size();
     let inner = r2d2::Pool::builder()
@@ -255,19 +298,19 @@ pub fn connect(settings: &Settings) -> Result<Pool, String> {
         // (libpq's teardown would race it).
         .min_idle(Some(0))
         .idle_timeout(Some(Duration::from_secs(600)))
-        .build(manager)
-        .map_err(|e| format!("cannot open the connection pool: {e}"))?;
+        .build_unchecked(manager);
     let core = Core {
         inner,
         waiting: Arc::new(AtomicUsize::new(0)),
         target,
+        writes,
     };
     let threads = threads::DbThreads::start(
         &core,
         settings.db_threads(pool_size),
         settings.db_pool_timeout(),
     );
-    Ok(Pool { core, threads })
+    Pool { core, threads }
 }
 
 fn create_parent_dir(path: &Path) -> Result<(), String> {
@@ -363,6 +406,14 @@ impl Kept {
                 log::warn!("database connection lost, dropped from the pool: {err:?}");
                 Error::Unavailable
             }
+            Ok(Err(err @ (Error::Unavailable | Error::Internal(_))))
+                if core.writes && read_only(&mut pooled.conn) =>
+            {
+                // After a failover the old primary may come back as a standby: the next
+                // connection goes through libpq's host list (`target_session_attrs`) again.
+                log::warn!("database connection is on a read-only server, dropped: {err:?}");
+                Error::Unavailable
+            }
             Ok(result) => return result,
             Err(_) => {
                 // It may have left a transaction open.
@@ -373,6 +424,25 @@ impl Kept {
         pooled.broken = true;
         self.conn = None;
         Err(failed)
+    }
+}
+
+/// Whether the connection's server refuses writes (a hot standby, or a primary demoted by a
+/// failover). SQLite never does; a server that does not answer counts as read-only.
+fn read_only(conn: &mut DbConn) -> bool {
+    #[derive(diesel::QueryableByName)]
+    struct ReadOnly {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        transaction_read_only: String,
+    }
+    match conn {
+        DbConn::Sqlite(_) => false,
+        DbConn::Pg(conn) => {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SHOW transaction_read_only")
+                .get_result::<ReadOnly>(conn)
+                .map_or(true, |row| row.transaction_read_only != "off")
+        }
     }
 }
 

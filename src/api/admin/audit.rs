@@ -198,7 +198,7 @@ pub(crate) async fn signups(
     })?;
     let today: NaiveDate = Utc::now().date_naive();
     let project = caller.into_project();
-    let counts = db::run(&state.pool, move |conn| {
+    let counts = db::run(&state.reads, move |conn| {
         admin::signups(conn, project.id(), today, u32::try_from(days).unwrap_or(30))
     })
     .await?;

@@ -200,12 +200,14 @@ pub(crate) async fn export_users(
     let project = caller.into_project();
     let context = context(&project, &req);
     let slot = state.transfers.take().ok_or(Error::Unavailable)?;
-    let pool = state.pool.clone();
+    let (primary, reads) = (state.pool.clone(), state.reads.clone());
     let (chunks, mut received) = mpsc::channel(2);
     let feed = Feed::new(chunks)?;
     spawn("cotterd-export", move || {
         let sent = feed.clone();
-        let result = db::with_conn(&pool, |conn| {
+        // The audit event is a write (the primary); the records are a dashboard read (a
+        // standby's, when DATABASE_READ_URL names one).
+        let recorded = db::with_conn(&primary, |conn| {
             // Who took the project's users, and whether with their password hashes (no
             // filter values: a search prefix may be personal data).
             audit::record_users(
@@ -217,9 +219,13 @@ pub(crate) async fn export_users(
                     "include_password_hash": export.include_password_hash,
                     "resumed": export.after.is_some(),
                 }),
-            )?;
-            export::run(conn, project.id(), &export, |lines| {
-                sent.send(Ok(Bytes::from(lines)))
+            )
+        });
+        let result = recorded.and_then(|()| {
+            db::with_conn(&reads, |conn| {
+                export::run(conn, project.id(), &export, |lines| {
+                    sent.send(Ok(Bytes::from(lines)))
+                })
             })
         });
         // The place is free before the answer can end (the last sender goes after it), so that

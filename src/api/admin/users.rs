@@ -163,7 +163,7 @@ pub(crate) async fn list_users(
     let list: List = read_query::<ListQuery>(&req)?.list()?;
     let project = caller.into_project();
     // The list goes into the database closure and comes back with the page.
-    let (list, page, total) = db::run(&state.pool, move |conn| {
+    let (list, page, total) = db::run(&state.reads, move |conn| {
         let page = admin::page(
             conn,
             project.id(),
@@ -239,7 +239,7 @@ pub(crate) async fn count_users(
 ) -> Result<HttpResponse> {
     let filter = read_query::<FilterQuery>(&req)?.filter()?;
     let project = caller.into_project();
-    let count = db::run(&state.pool, move |conn| {
+    let count = db::run(&state.reads, move |conn| {
         admin::count(conn, project.id(), &filter)
     })
     .await?;
