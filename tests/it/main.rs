@@ -16,6 +16,8 @@
 //! - `properties`: normalisation and paging on generated inputs;
 //! - `scoping`: a project reaches only its own rows, down to the database's keys;
 //! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
+//! - `deploy`: the systemd unit and its env file, and the migration policy (additive, backward
+//!   compatible for one release);
 //! - `plans`: the database plans every admin list and search over an index.
 //!
 //! `security`, `faults` and `properties` print their figures (`figure: NAME = VALUE`) for
@@ -29,6 +31,7 @@ mod bench_sql;
 mod cli;
 mod console;
 mod copy;
+mod deploy;
 mod faults;
 mod group_commit;
 mod openapi;
@@ -38,6 +41,7 @@ mod properties;
 mod scoping;
 mod sdk_api;
 mod security;
+mod sharding;
 mod transfer;
 mod v0_api;
 mod v2_api;

@@ -124,7 +124,10 @@ async fn the_upgrade_keeps_accounts_and_adds_the_key(backend: Backend) {
     );
     // ...which the upgrade then refuses, whole: nothing of it stays applied.
     assert!(cotterd::db::run_migrations(&mut conn).is_err());
-    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 4);
+    assert_eq!(
+        cotterd::db::pending_migrations(&mut conn).unwrap(),
+        migrations_after(2)
+    );
     conn.batch_execute("DELETE FROM accounts WHERE id = 'acct-x'")
         .unwrap();
     match &mut conn {
@@ -193,7 +196,10 @@ async fn the_admin_upgrade_keeps_users_and_frees_deleted_identifiers(backend: Ba
         DbConn::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).is_err(),
     });
     // The migrations after the admin API's are not applied yet.
-    assert_eq!(cotterd::db::pending_migrations(&mut conn).unwrap(), 2);
+    assert_eq!(
+        cotterd::db::pending_migrations(&mut conn).unwrap(),
+        migrations_after(4)
+    );
 }
 
 /// The base queries are scoped by the project they are given.
@@ -245,3 +251,12 @@ both_backends!(
     the_upgrade_keeps_accounts_and_adds_the_key,
     the_admin_upgrade_keeps_users_and_frees_deleted_identifiers,
 );
+
+/// How many migrations come after the first `applied` (the same on both backends).
+fn migrations_after(applied: usize) -> usize {
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres");
+    let all = std::fs::read_dir(folder)
+        .expect("the migrations folder")
+        .count();
+    all - applied
+}

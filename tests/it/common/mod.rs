@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod req;
 pub mod rows;
 pub mod server;
+pub mod statements;
 
 use cotterd::audit::Context;
 use std::sync::OnceLock;
@@ -169,6 +170,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new(backend: Backend) -> Self {
+        statements::install();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -200,6 +202,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            statements::assert_none_failed();
+        }
         if let Some(schema) = &self.pg_schema {
             if let Ok(mut conn) = PgConnection::establish(&url_for(TEST_DATABASE)) {
                 let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));

@@ -1,0 +1,18 @@
+ALTER TABLE console_sessions DROP CONSTRAINT console_sessions_pkey;
+ALTER TABLE console_sessions ADD CONSTRAINT console_sessions_pkey PRIMARY KEY (id);
+ALTER TABLE audit_events DROP CONSTRAINT audit_events_pkey;
+ALTER TABLE audit_events ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (id);
+ALTER TABLE credential_attempts DROP CONSTRAINT credential_attempts_pkey;
+ALTER TABLE credential_attempts ADD CONSTRAINT credential_attempts_pkey PRIMARY KEY (user_id, credential);
+DROP INDEX user_methods_user_method_key;
+CREATE UNIQUE INDEX user_methods_user_method_key ON user_methods (user_id, method, key_hash);
+ALTER TABLE user_methods DROP CONSTRAINT user_methods_pkey;
+ALTER TABLE user_methods ADD CONSTRAINT user_methods_pkey PRIMARY KEY (id);
+ALTER TABLE user_identifiers DROP CONSTRAINT user_identifiers_pkey;
+ALTER TABLE user_identifiers ADD CONSTRAINT user_identifiers_pkey PRIMARY KEY (user_id, identifier_normalized);
+ALTER TABLE accounts DROP CONSTRAINT accounts_pkey;
+ALTER TABLE accounts ADD CONSTRAINT accounts_pkey PRIMARY KEY (id);
+ALTER TABLE users REPLICA IDENTITY DEFAULT;
+ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY (id);
