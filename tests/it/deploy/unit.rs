@@ -273,18 +273,22 @@ fn the_server_accepts_the_env_files_values() {
         .map(|(name, value, _)| (name, value))
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_cotterd"))
-        .arg("migrate")
-        .env_clear()
-        .envs(&values)
-        .env("RUST_LOG", "warn")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("c.db").display()),
-        )
-        .current_dir(dir.path())
-        .output()
-        .expect("run cotterd migrate");
+    let migrate = |overrides: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_cotterd"))
+            .arg("migrate")
+            .env_clear()
+            .envs(&values)
+            .envs(overrides.iter().copied())
+            .env("RUST_LOG", "warn")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("c.db").display()),
+            )
+            .current_dir(dir.path())
+            .output()
+            .expect("run cotterd migrate")
+    };
+    let out = migrate(&[]);
     assert!(
         out.status.success(),
         "cotterd refuses deploy/cotterd.env.example's values: {}",
@@ -292,17 +296,9 @@ fn the_server_accepts_the_env_files_values() {
     );
 
     // The same run refuses a bad value: the check is not vacuous.
-    let out = Command::new(env!("CARGO_BIN_EXE_cotterd"))
-        .arg("migrate")
-        .env_clear()
-        .envs(&values)
-        .env("SHUTDOWN_TIMEOUT_SECS", "soon")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("c.db").display()),
-        )
-        .current_dir(dir.path())
-        .output()
-        .expect("run cotterd migrate");
-    assert!(!out.status.success());
+    let out = migrate(&[("SHUTDOWN_TIMEOUT_SECS", "soon")]);
+    assert!(
+        !out.status.success(),
+        "cotterd accepted SHUTDOWN_TIMEOUT_SECS=soon"
+    );
 }
