@@ -122,6 +122,17 @@ pub enum Error {
     Internal(String),
 }
 
+impl Error {
+    /// The error as the command line tells it to the operator: an internal error's detail
+    /// (which no client ever sees), any other error as a client would read it.
+    pub fn for_operator(&self) -> String {
+        match self {
+            Error::Internal(detail) => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn join_messages(problems: &[Problem]) -> String {
     let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
     messages.join("; ")
@@ -460,7 +471,10 @@ impl From<DieselError> for Error {
                 log::warn!("database busy: {err}");
                 Error::Unavailable
             }
-            _ => Error::Internal(format!("database error: {err}")),
+            _ => Error::Internal(format!(
+                "database error: {err}{}",
+                crate::db::pooler_hint(&err.to_string())
+            )),
         }
     }
 }

@@ -256,7 +256,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             .pool
             .get()
             .map_err(|e| format!("cannot connect to the database: {e}"))?;
-        if !projects::any_exists(conn.conn()).map_err(|e| e.to_string())? {
+        if !projects::any_exists(conn.conn()).map_err(|e| e.for_operator())? {
             log::warn!(
                 "no project exists yet: create one with `cotterd projects create --name NAME` \
                  (with the same DATABASE_URL)"
@@ -314,7 +314,7 @@ fn with_conn(
     f: impl FnOnce(&mut DbConn) -> cotterd::error::Result<()>,
 ) -> Result<(), String> {
     let mut conn = db::connect_one(database)?;
-    f(&mut conn).map_err(|e| e.to_string())
+    f(&mut conn).map_err(|e| e.for_operator())
 }
 
 fn projects_command(database: &DatabaseSettings, command: ProjectsCommand) -> Result<(), String> {

@@ -327,11 +327,23 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, String> {
         DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     }
-    .map_err(|e| format!("migrations failed: {e}"))?;
+    .map_err(|e| format!("migrations failed: {e}{}", pooler_hint(&e.to_string())))?;
     if applied > 0 {
         log::info!("applied {applied} database migration(s)");
     }
     Ok(applied)
+}
+
+/// What to add to a database error's message for the operator when it is a cached statement
+/// that the server connection does not have (or has another of, by the same name): what a
+/// pooler in transaction mode (PgBouncer before 1.21) causes, since it sends each transaction
+/// to any of its server connections.
+pub fn pooler_hint(message: &str) -> &'static str {
+    if message.contains("prepared statement \"") {
+        " (behind a connection pooler in transaction mode, set DB_STATEMENT_CACHE=false)"
+    } else {
+        ""
+    }
 }
 
 /// How many embedded migrations the database has not applied yet.

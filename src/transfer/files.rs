@@ -47,14 +47,14 @@ pub fn export_users(
     include_password_hash: bool,
 ) -> Result<u64, String> {
     let mut conn = db::connect_one(database)?;
-    let project = auth::project_for_operator(&mut conn, project).map_err(|e| e.to_string())?;
+    let project = auth::project_for_operator(&mut conn, project).map_err(|e| e.for_operator())?;
     let filter = Filter {
         status: Status::All,
         prefix: None,
         created_after: None,
         created_before: None,
     };
-    let total = admin::count(&mut conn, &project, &filter).map_err(|e| e.to_string())?;
+    let total = admin::count(&mut conn, &project, &filter).map_err(|e| e.for_operator())?;
     let bar = progress(
         u64::try_from(total).unwrap_or(0),
         "{spinner} exporting {pos}/{len} users [{bar:30}] {per_sec} {eta}",
@@ -82,7 +82,7 @@ pub fn export_users(
             }
         }
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.for_operator())?;
     if let Some(e) = failed {
         return Err(format!("cannot write the export: {e}"));
     }
@@ -101,7 +101,7 @@ pub fn import_users(
     options: Options,
 ) -> Result<Summary, String> {
     let mut conn = db::connect_one(database)?;
-    let project = auth::project_for_operator(&mut conn, project).map_err(|e| e.to_string())?;
+    let project = auth::project_for_operator(&mut conn, project).map_err(|e| e.for_operator())?;
     let input = File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress(
