@@ -104,18 +104,29 @@ pub fn forget_used(conn: &mut DbConn, now: NaiveDateTime, skew_secs: u64) -> Res
     )
 }
 
-/// Deletes up to `batch` events of any project stored before `cutoff`; how many.
+/// Deletes up to `batch` events of any project stored before `cutoff`; how many. The one
+/// read is a sweep across projects; the deletes name their project (one per project found).
 pub fn purge_older(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Result<usize> {
-    let old: Vec<i64> = events::table
+    let old: Vec<(String, i64)> = events::table
         .filter(events::created_at.lt(cutoff))
-        .select(events::id)
+        .select((events::issuer, events::id))
         .order(events::id.asc())
         .limit(batch)
         .load(conn)?;
-    if old.is_empty() {
-        return Ok(0);
+    let mut by_project: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for (issuer, id) in old {
+        by_project.entry(issuer).or_default().push(id);
     }
-    Ok(diesel::delete(events::table.filter(events::id.eq_any(old))).execute(conn)?)
+    let mut deleted = 0;
+    for (issuer, ids) in by_project {
+        deleted += diesel::delete(
+            events::table
+                .filter(events::issuer.eq(issuer))
+                .filter(events::id.eq_any(ids)),
+        )
+        .execute(conn)?;
+    }
+    Ok(deleted)
 }
 
 /// One page of a user's events, newest first: `limit` events with ids below `before` (all

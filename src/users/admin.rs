@@ -577,7 +577,12 @@ pub fn purge_expired(conn: &mut DbConn, cutoff: NaiveDateTime, batch: i64) -> Re
                 return Ok::<_, Error>(false);
             }
             let named = answer_ids(conn, &issuer, &id)?;
-            diesel::delete(users::table.filter(users::id.eq(&id))).execute(conn)?;
+            diesel::delete(
+                users::table
+                    .filter(users::issuer.eq(&issuer))
+                    .filter(users::id.eq(&id)),
+            )
+            .execute(conn)?;
             forget_answers(conn, &issuer, &named)?;
             let project = uuid::Uuid::parse_str(&issuer)
                 .map_err(|e| Error::Internal(format!("stored issuer is not a UUID: {e}")))?;

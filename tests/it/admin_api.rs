@@ -2557,7 +2557,7 @@ async fn retention_purges_long_deleted_users(backend: Backend) {
     let long_ttl = 24 * 10_000;
 
     let round = |at: NaiveDateTime, retention: u32, ttl_hours: u32| {
-        let (done, failed) = janitor::round(
+        let (done, failed) = crate::common::upkeep(
             &app.state.pool,
             at,
             janitor::Keep {
@@ -2794,7 +2794,7 @@ async fn stored_answers_follow_what_they_name(backend: Backend) {
             .unwrap();
     }
     assert_eq!(idempotency_rows(&app, &keys).len(), 1);
-    let (done, failed) = janitor::round(
+    let (done, failed) = crate::common::upkeep(
         &app.state.pool,
         cotterd::time::now(),
         janitor::Keep::of(&app.state.settings),

@@ -2242,7 +2242,7 @@ async fn app_ids_that_break_paths_are_refused(backend: Backend) {
 /// The janitor deletes events older than EVENT_RETENTION_DAYS and keeps the others; 0 keeps all.
 async fn old_events_are_deleted_by_the_janitor(backend: Backend) {
     use cotterd::db::schema::events;
-    use cotterd::janitor::{self, Keep};
+    use cotterd::janitor::Keep;
     let app = TestApp::new(backend);
     let keys = app.project("p");
     let svc = init_service(cotterd::app(app.state.clone())).await;
@@ -2271,10 +2271,10 @@ async fn old_events_are_deleted_by_the_janitor(backend: Backend) {
         event_days,
         console: Default::default(),
     };
-    let (done, failed) = janitor::round(&app.state.pool, now, keep(0));
+    let (done, failed) = crate::common::upkeep(&app.state.pool, now, keep(0));
     assert!(failed.is_none());
     assert_eq!(done.events_expired, 0, "0 keeps every event");
-    let (done, failed) = janitor::round(&app.state.pool, now, keep(90));
+    let (done, failed) = crate::common::upkeep(&app.state.pool, now, keep(90));
     assert!(failed.is_none());
     assert_eq!(done.events_expired, 1);
     let mut conn = app.state.pool.get().unwrap();

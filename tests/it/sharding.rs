@@ -48,6 +48,18 @@ fn the_checker_refuses_statements_that_do_not() {
     }
 }
 
+#[test]
+fn the_upkeeps_sweeps_are_allowed_on_its_thread_alone() {
+    // Each sweep is one the checker refuses: sent by a request, it would fail the run. Only
+    // the upkeep's thread (`common::upkeep`) may send them.
+    for sql in statements::UPKEEP {
+        assert!(
+            check(sql).is_err(),
+            "the checker accepts an upkeep sweep: {sql}"
+        );
+    }
+}
+
 /// The statements heard so far (this test's own requests at least) all passed, and they do
 /// reach the project tables: the recorder hears the server.
 async fn the_server_is_heard_and_names_its_project(backend: Backend) {

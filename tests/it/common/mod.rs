@@ -200,6 +200,47 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A PostgreSQL test database's schema (its `search_path`).
+    pub fn pg_schema(&self) -> &str {
+        self.pg_schema
+            .as_deref()
+            .expect("a PostgreSQL test database")
+    }
+
+    /// A connection to the PostgreSQL server as the tests' administrator (not in the test's
+    /// schema): for what a test does to the server around the app.
+    pub fn pg_admin(&self) -> PgConnection {
+        connect_pg(&url_for(TEST_DATABASE))
+    }
+
+    /// This PostgreSQL test database's URL with `hosts` (libpq's `host:port,host:port` list)
+    /// instead of its server, logged in as `role` with `password`, and `extra` parameters
+    /// (`&name=value…`) after its own.
+    pub fn pg_url_as(&self, hosts: &str, role: &str, password: &str, extra: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let (_, after_userinfo) = rest.rsplit_once('@').unwrap_or(("", rest));
+        let (_, path) = after_userinfo
+            .split_once('/')
+            .expect("a database in the URL");
+        format!("{scheme}://{role}:{password}@{hosts}/{path}{extra}")
+    }
+
+    /// The `host:port` of the PostgreSQL server the tests use.
+    pub fn pg_host(&self) -> String {
+        let rest = self.url.split_once("://").expect("a URL").1;
+        let after_userinfo = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let host = after_userinfo
+            .split_once('/')
+            .map_or(after_userinfo, |(host, _)| host);
+        if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:5432")
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if !std::thread::panicking() {
@@ -416,4 +457,20 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// One round of the server's upkeep (`janitor::round`), run as the server runs it: on a thread
+/// of the server's, so that `statements` hears and checks what it sends.
+pub fn upkeep(
+    pool: &cotterd::db::Pool,
+    at: chrono::NaiveDateTime,
+    keep: cotterd::janitor::Keep,
+) -> (cotterd::janitor::Round, Option<cotterd::error::Error>) {
+    let pool = pool.clone();
+    std::thread::Builder::new()
+        .name(statements::UPKEEP_THREAD.into())
+        .spawn(move || cotterd::janitor::round(&pool, at, keep))
+        .expect("start the upkeep thread")
+        .join()
+        .expect("the upkeep round panicked")
 }

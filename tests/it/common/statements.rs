@@ -46,6 +46,33 @@ pub const ACROSS_PROJECTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The upkeep's sweeps (`janitor::round`, every 10 minutes on each instance): each looks for
+/// what expired in every project at once, so on Citus it runs on every shard, which is correct
+/// and no request waits on. They are allowed on the upkeep's thread alone; what the upkeep then
+/// changes of a user (the retention purge) names its project, as a request's statement does.
+pub const UPKEEP: &[&str] = &[
+    // The retention purge: the users deleted before the cutoff, with their projects.
+    "select users.issuer, users.id from users where (users.deleted_at < ?) limit ?",
+    // Stored idempotent answers past their hours, and those whose user or account is gone.
+    "delete from idempotency_keys where (idempotency_keys.started_at < ?)",
+    "delete from idempotency_keys where (((idempotency_keys.resource_id is not null) and  not \
+     (exists (select users.id from users where ((users.id = idempotency_keys.resource_id) and \
+     (users.issuer = idempotency_keys.issuer))))) and  not (exists (select accounts.id from \
+     accounts where ((accounts.id = idempotency_keys.resource_id) and (accounts.issuer = \
+     idempotency_keys.issuer)))))",
+    // Signed approvals too old to be replayed.
+    "delete from used_signatures where (used_signatures.used_at < ?)",
+    // Login events past their days, with their projects (then deleted project by project).
+    "select events.issuer, events.id from events where (events.created_at < ?) order by \
+     events.id asc limit ?",
+    // Console sessions over.
+    "delete from console_sessions where (((console_sessions.seen_at < ?) or \
+     (console_sessions.created_at < ?)) or (console_sessions.ended_at < ?))",
+];
+
+/// The name of the thread `common::upkeep` runs a round of the upkeep on.
+pub const UPKEEP_THREAD: &str = "cotterd-upkeep";
+
 #[derive(Default)]
 struct Seen {
     statements: HashSet<String>,
@@ -70,7 +97,8 @@ impl Instrumentation for Recorder {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             if on_server_thread() {
-                record(&query.to_string());
+                let upkeep = std::thread::current().name() == Some(UPKEEP_THREAD);
+                record(&query.to_string(), upkeep);
             } else if std::env::var_os("STATEMENTS_DEBUG").is_some() {
                 let t = std::thread::current();
                 let sql = query.to_string();
@@ -97,9 +125,12 @@ pub fn install() {
     });
 }
 
-fn record(query: &str) {
+fn record(query: &str, upkeep: bool) {
     // diesel prints the binds after the text: the text alone is the statement.
     let sql = query.split(" -- binds:").next().unwrap_or_default().trim();
+    if upkeep && UPKEEP.contains(&normalise(sql).as_str()) {
+        return;
+    }
     let mut seen = seen().lock().unwrap_or_else(|p| p.into_inner());
     if seen.statements.contains(sql) {
         return;
