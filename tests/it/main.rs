@@ -14,6 +14,7 @@
 //! - `faults`: a busy pool, SQLite locks, SQLite under concurrent writers;
 //! - `group_commit`: creates committed in groups: together, failing alone or as a group;
 //! - `properties`: normalisation and paging on generated inputs;
+//! - `replicas`: `DATABASE_READ_URL`'s reads, a read-only server, a multi-host `DATABASE_URL`;
 //! - `scoping`: a project reaches only its own rows, down to the database's keys;
 //! - `bench_sql`: the benchmark's pgbench scripts are the server's SQL.
 //! - `deploy`: the systemd unit and its env file, and the migration policy (additive, backward
@@ -38,6 +39,7 @@ mod openapi;
 mod ops;
 mod plans;
 mod properties;
+mod replicas;
 mod scoping;
 mod sdk_api;
 mod security;
