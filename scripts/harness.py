@@ -1,10 +1,14 @@
 """What the measuring scripts (bench/run, reliability/run) share: running commands, PostgreSQL
 URLs, and starting and stopping the release binary."""
 
+import configparser
 import os
+import pwd
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,8 +56,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cotterd(args, database_url):
+def cotterd(args, database_url, extra_env=None):
     env = dict(os.environ, DATABASE_URL=database_url, RUST_LOG="warn")
+    env.update(extra_env or {})
     return run([BIN, *args], env=env)
 
 
@@ -97,3 +102,99 @@ def stop_server(proc):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def apt_install(packages):
+    """Installs Debian's `packages` (apt-get update first): the scripts bring the real
+    components they need themselves."""
+    log(f"installing {', '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-q"], env=env)
+    run(["apt-get", "install", "-y", "-q", *packages], env=env)
+
+
+PGBOUNCER_EXAMPLE = os.path.join(ROOT, "deploy", "pgbouncer.ini.example")
+PGBOUNCER = "/usr/sbin/pgbouncer"  # Debian's package puts it there, outside a user's PATH
+
+
+class PgBouncer:
+    """Debian's PgBouncer on loopback in front of `database` of the PostgreSQL server at
+    127.0.0.1:`pg_port`, configured as deploy/pgbouncer.ini.example says (transaction pooling and
+    the rest), with `budget` server connections at most (max_db_connections and
+    default_pool_size). Only what a throw-away instance must change is changed: its addresses,
+    its files, and trust authentication as postgres (the machine's PostgreSQL trusts loopback).
+    Runs as the postgres user (PgBouncer refuses root); `stop` ends it and removes its files."""
+
+    def __init__(self, database, budget, pg_port=5432):
+        self.database, self.budget, self.pg_port = database, budget, pg_port
+        self.port = free_port()
+        self.workdir = None
+        self.proc = None
+
+    def config(self):
+        ini = configparser.ConfigParser(interpolation=None, delimiters=("=",))
+        ini.optionxform = str  # PgBouncer's names are case-sensitive
+        ini.read(PGBOUNCER_EXAMPLE)
+        bouncer = ini["pgbouncer"]
+        bouncer.update({
+            "listen_addr": "127.0.0.1", "listen_port": str(self.port), "unix_socket_dir": self.workdir,
+            "auth_type": "trust", "auth_file": os.path.join(self.workdir, "userlist.txt"),
+            "logfile": os.path.join(self.workdir, "pgbouncer.log"),
+            "pidfile": os.path.join(self.workdir, "pgbouncer.pid"),
+            "default_pool_size": str(self.budget),
+        })
+        ini.remove_section("databases")
+        ini.add_section("databases")
+        ini["databases"][self.database] = (f"host=127.0.0.1 port={self.pg_port} dbname={self.database} "
+                                           f"user=postgres max_db_connections={self.budget}")
+        return ini
+
+    def url(self):
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}?sslmode=disable"
+
+    def start(self):
+        if not os.path.exists(PGBOUNCER):
+            apt_install(["pgbouncer"])
+        self.workdir = tempfile.mkdtemp(prefix="cotterd-pgbouncer-")
+        pg = pwd.getpwnam("postgres")
+        os.chown(self.workdir, pg.pw_uid, pg.pw_gid)
+        path = os.path.join(self.workdir, "pgbouncer.ini")
+        with open(path, "w") as f:
+            self.config().write(f)
+        with open(os.path.join(self.workdir, "userlist.txt"), "w") as f:
+            f.write('"postgres" ""\n')
+        cmd = [PGBOUNCER, path]
+        if os.geteuid() != pg.pw_uid:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while subprocess.run(["psql", "-X", "-w", "-q", "-At", self.url(), "-c", "SELECT 1"],
+                             capture_output=True).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"PgBouncer did not start:\n{self.log_tail()}")
+            time.sleep(0.05)
+        log(f"PgBouncer {self.version()} on 127.0.0.1:{self.port}: pool_mode "
+            f"{self.config()['pgbouncer']['pool_mode']}, {self.budget} server connections at most")
+        return self
+
+    def version(self):
+        return run([PGBOUNCER, "--version"]).splitlines()[0].split()[-1]
+
+    def log_tail(self, lines=20):
+        try:
+            with open(os.path.join(self.workdir, "pgbouncer.log")) as f:
+                return "".join(f.readlines()[-lines:])
+        except (OSError, TypeError):
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # runuser passes it on
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
