@@ -7,36 +7,16 @@
 //! a login role whose new sessions are read-only (`default_transaction_read_only`) with its
 //! existing sessions terminated. `reliability/run` fails over to a real streaming standby.
 
-use actix_http::Request;
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test::init_service;
 use diesel::connection::SimpleConnection;
 use diesel::PgConnection;
 use serde_json::Value;
 
-use crate::common::req::{call, Req};
+use crate::common::req::{call, call_ok, Req};
 use crate::common::{test_settings, url_encode, Backend, Keys, Reply, TestApp, TestDb, NIL_ID};
 use cotterd::config::DatabaseSettings;
 use cotterd::AppState;
-
-/// The answer to `req`, which must be a 200, as JSON.
-async fn json_of<S, B>(svc: &S, req: &Req) -> Value
-where
-    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let reply = call(svc, req).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "{}: {}",
-        req.describe(),
-        reply.body
-    );
-    reply.json()
-}
 
 /// The identifiers an admin list answer holds.
 fn listed(page: &Value) -> Vec<String> {
@@ -67,7 +47,7 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
     let app = TestApp::new(Backend::Postgres);
     let keys = app.project("replicas");
     let svc = init_service(cotterd::app(app.state.clone())).await;
-    let early = json_of(&svc, &create(&keys, "early@example.com")).await;
+    let early = call_ok(&svc, &create(&keys, "early@example.com")).await;
 
     // The "standby": the primary as it is now, in a schema of its own.
     let replica = TestDb::new(Backend::Postgres);
@@ -84,7 +64,7 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
     .expect("copy the primary into the replica");
 
     // Written on the primary alone from here on: the replica is stale.
-    let late = json_of(&svc, &create(&keys, "late@example.com")).await;
+    let late = call_ok(&svc, &create(&keys, "late@example.com")).await;
     let late_id = late["ID"].as_str().expect("ID").to_owned();
 
     let mut both = test_settings(&app.db);
@@ -93,22 +73,22 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
     let svc = init_service(cotterd::app(state)).await;
 
     // The dashboard reads answer from the replica: it has the early user and not the late one.
-    let list = json_of(
+    let list = call_ok(
         &svc,
         &Req::get("/admin/v1/users?status=all&include_total=true").keys(&keys),
     )
     .await;
     assert_eq!(listed(&list), ["early@example.com"], "{list}");
     assert_eq!(list["total"], 1, "{list}");
-    let found = json_of(&svc, &Req::get("/admin/v1/users?q=late").keys(&keys)).await;
+    let found = call_ok(&svc, &Req::get("/admin/v1/users?q=late").keys(&keys)).await;
     assert_eq!(listed(&found), Vec::<String>::new(), "{found}");
-    let count = json_of(
+    let count = call_ok(
         &svc,
         &Req::get("/admin/v1/users/count?status=all").keys(&keys),
     )
     .await;
     assert_eq!(count["count"], 1, "{count}");
-    let signups = json_of(
+    let signups = call_ok(
         &svc,
         &Req::get("/admin/v1/stats/signups?days=2").keys(&keys),
     )
@@ -137,16 +117,16 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
 
     // What a client reads right after its own write comes from the primary: the late user is
     // there, never Cotter's zero user.
-    let by_identifier = json_of(&svc, &get_by_identifier(&keys, "late@example.com")).await;
+    let by_identifier = call_ok(&svc, &get_by_identifier(&keys, "late@example.com")).await;
     assert_eq!(by_identifier["ID"], late_id.as_str(), "{by_identifier}");
     assert_ne!(by_identifier["ID"], NIL_ID);
-    let by_id = json_of(
+    let by_id = call_ok(
         &svc,
         &Req::get(format!("/api/v0/user/{late_id}")).key_id(&keys.id),
     )
     .await;
     assert_eq!(by_id["ID"], late_id.as_str(), "{by_id}");
-    let admin_user = json_of(
+    let admin_user = call_ok(
         &svc,
         &Req::get(format!("/admin/v1/users/{late_id}")).keys(&keys),
     )
@@ -242,6 +222,18 @@ fn app_as(db: &TestDb, role: &Role, hosts: &str, extra: &str) -> AppState {
     AppState::open(settings).expect("open the app as the test's role")
 }
 
+/// A new project of `state`'s database, made as the CLI makes one.
+fn project(state: &AppState, name: &str) -> Keys {
+    let mut conn = state.pool.get().expect("a connection");
+    let (project, secret) =
+        cotterd::projects::create(conn.conn(), name, false, &cotterd::audit::Context::cli())
+            .expect("create a project");
+    Keys {
+        id: project.id,
+        secret: secret.secret,
+    }
+}
+
 fn assert_unavailable(reply: &Reply, what: &str) {
     assert_eq!(
         reply.status,
@@ -261,20 +253,8 @@ async fn a_connection_on_a_read_only_server_is_dropped() {
     let mut role = Role::new(&db);
     let state = app_as(&db, &role, &db.pg_host(), "");
     let svc = init_service(cotterd::app(state.clone())).await;
-    let mut conn = state.pool.get().expect("a connection");
-    let (project, secret) = cotterd::projects::create(
-        conn.conn(),
-        "read-only",
-        false,
-        &cotterd::audit::Context::cli(),
-    )
-    .expect("create a project");
-    drop(conn);
-    let keys = Keys {
-        id: project.id,
-        secret: secret.secret,
-    };
-    let before = json_of(&svc, &create(&keys, "before@example.com")).await;
+    let keys = project(&state, "read-only");
+    let before = call_ok(&svc, &create(&keys, "before@example.com")).await;
 
     // The server the pool reaches now refuses writes, as a demoted primary does.
     role.set_read_only(true);
@@ -302,7 +282,7 @@ async fn a_connection_on_a_read_only_server_is_dropped() {
     role.set_read_only(false);
     let after = call(&svc, &create(&keys, "during@example.com")).await;
     assert_eq!(after.status, StatusCode::OK, "{}", after.body);
-    let listed = json_of(&svc, &Req::get("/admin/v1/users?status=all").keys(&keys)).await;
+    let listed = call_ok(&svc, &Req::get("/admin/v1/users?status=all").keys(&keys)).await;
     let mut identifiers = self::listed(&listed);
     identifiers.sort();
     assert_eq!(identifiers, ["before@example.com", "during@example.com"]);
@@ -317,20 +297,8 @@ async fn a_multi_host_url_goes_to_the_host_that_takes_writes() {
     let hosts = format!("127.0.0.1:1,{}", db.pg_host());
     let state = app_as(&db, &role, &hosts, "&target_session_attrs=read-write");
     let svc = init_service(cotterd::app(state.clone())).await;
-    let mut conn = state.pool.get().expect("a connection");
-    let (project, _) = cotterd::projects::create(
-        conn.conn(),
-        "multi-host",
-        false,
-        &cotterd::audit::Context::cli(),
-    )
-    .expect("create a project");
-    drop(conn);
-    let keys = Keys {
-        id: project.id,
-        secret: String::new(),
-    };
-    json_of(&svc, &create(&keys, "first@example.com")).await;
+    let keys = project(&state, "multi-host");
+    call_ok(&svc, &create(&keys, "first@example.com")).await;
 
     // No host takes writes: libpq refuses every session, and every request (reads too, as a
     // client cannot tell them apart from a primary that is gone) is a 503 with Retry-After.
@@ -347,7 +315,7 @@ async fn a_multi_host_url_goes_to_the_host_that_takes_writes() {
 
     // A host takes writes again: the next request is served there.
     role.set_read_only(false);
-    json_of(&svc, &create(&keys, "second@example.com")).await;
-    let second = json_of(&svc, &get_by_identifier(&keys, "second@example.com")).await;
+    call_ok(&svc, &create(&keys, "second@example.com")).await;
+    let second = call_ok(&svc, &get_by_identifier(&keys, "second@example.com")).await;
     assert_eq!(second["identifier"], "second@example.com");
 }

@@ -283,15 +283,7 @@ where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let reply = call(svc, &req).await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "{}: {}",
-        req.describe(),
-        reply.body
-    );
-    reply.json()
+    crate::common::req::call_ok(svc, &req).await
 }
 
 /// Whether the enrollment check at `uri` says enrolled (asserting its exact shape).

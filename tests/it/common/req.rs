@@ -138,3 +138,20 @@ where
 {
     send(svc, req.test_request()).await
 }
+
+/// Sends a [`Req`] through the in-process app and asserts a 200; its JSON.
+pub async fn call_ok<S, B>(svc: &S, req: &Req) -> Value
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let reply = call(svc, req).await;
+    assert_eq!(
+        reply.status,
+        actix_web::http::StatusCode::OK,
+        "{}: {}",
+        req.describe(),
+        reply.body
+    );
+    reply.json()
+}
