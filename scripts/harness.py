@@ -122,11 +122,13 @@ class PgBouncer:
     127.0.0.1:`pg_port`, configured as deploy/pgbouncer.ini.example says (transaction pooling and
     the rest), with `budget` server connections at most (max_db_connections and
     default_pool_size). Only what a throw-away instance must change is changed: its addresses,
-    its files, and trust authentication as postgres (the machine's PostgreSQL trusts loopback).
+    its files, and trust authentication as postgres (the machine's PostgreSQL trusts loopback),
+    and any of its [pgbouncer] settings a caller names in `overrides`.
     Runs as the postgres user (PgBouncer refuses root); `stop` ends it and removes its files."""
 
-    def __init__(self, database, budget, pg_port=5432):
+    def __init__(self, database, budget, pg_port=5432, overrides=None):
         self.database, self.budget, self.pg_port = database, budget, pg_port
+        self.overrides = overrides or {}
         self.port = free_port()
         self.workdir = None
         self.proc = None
@@ -142,6 +144,7 @@ class PgBouncer:
             "logfile": os.path.join(self.workdir, "pgbouncer.log"),
             "pidfile": os.path.join(self.workdir, "pgbouncer.pid"),
             "default_pool_size": str(self.budget),
+            **self.overrides,
         })
         ini.remove_section("databases")
         ini.add_section("databases")
