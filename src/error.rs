@@ -463,6 +463,13 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
                 Error::Unavailable
             }
+            // A standby cancels a query whose rows its replay must remove ("conflict with
+            // recovery", SQLSTATE 40001, as a serialization failure is): the dashboard read is
+            // retried, not failed.
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                log::warn!("database asked for a retry: {err}");
+                Error::Unavailable
+            }
             // SQLite reports a lock held past busy_timeout as an unknown database error.
             DieselError::DatabaseError(_, info)
                 if info.message().contains("database is locked")
@@ -505,6 +512,47 @@ mod tests {
             .map_err(|_| ())
             .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> Error {
+        DieselError::DatabaseError(kind, Box::new(message.to_owned())).into()
+    }
+
+    #[test]
+    fn failover_errors_are_retries_and_a_pooler_error_names_the_setting() {
+        for (kind, message) in [
+            (
+                DatabaseErrorKind::SerializationFailure,
+                "canceling statement due to conflict with recovery",
+            ),
+            (
+                DatabaseErrorKind::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+            (
+                DatabaseErrorKind::ClosedConnection,
+                "server closed the connection",
+            ),
+        ] {
+            assert!(
+                matches!(database_error(kind, message), Error::Unavailable),
+                "{message}"
+            );
+        }
+        let Error::Internal(detail) = database_error(
+            DatabaseErrorKind::Unknown,
+            "prepared statement \"__diesel_stmt_0\" does not exist",
+        ) else {
+            panic!("not an internal error");
+        };
+        assert!(
+            detail.ends_with("set DB_STATEMENT_CACHE=false)"),
+            "{detail}"
+        );
+        let Error::Internal(detail) = database_error(DatabaseErrorKind::Unknown, "other") else {
+            panic!("not an internal error");
+        };
+        assert!(!detail.contains("DB_STATEMENT_CACHE"), "{detail}");
     }
 
     #[actix_web::test]
