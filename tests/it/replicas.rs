@@ -63,12 +63,19 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
     )
     .expect("copy the primary into the replica");
 
+    // The read server is reached as a role whose sessions are read-only, as a standby's are:
+    // a write sent there by mistake fails the test.
+    let mut reader = Role::new(&replica);
+    reader.grant_reads(&replica);
+    reader.set_read_only(true);
+
     // Written on the primary alone from here on: the replica is stale.
     let late = call_ok(&svc, &create(&keys, "late@example.com")).await;
     let late_id = late["ID"].as_str().expect("ID").to_owned();
 
     let mut both = test_settings(&app.db);
-    both.database_read_url = Some(replica.url.clone());
+    both.database_read_url =
+        Some(replica.pg_url_as(&replica.pg_host(), &reader.name, ROLE_PASSWORD, ""));
     let state = AppState::open(both).expect("open with a read server");
     let svc = init_service(cotterd::app(state)).await;
 
@@ -114,6 +121,15 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
         })
         .collect();
     assert_eq!(exported, ["early@example.com"]);
+    // The export's audit event is written on the primary, where the audit trail is read.
+    let audit = call_ok(&svc, &Req::get("/admin/v1/audit?limit=10").keys(&keys)).await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert!(actions.contains(&"users.export"), "{audit}");
 
     // What a client reads right after its own write comes from the primary: the late user is
     // there, never Cotter's zero user.
@@ -132,6 +148,8 @@ async fn dashboard_reads_come_from_the_read_server_and_client_reads_from_the_pri
     )
     .await;
     assert_eq!(admin_user["identifier"], "late@example.com", "{admin_user}");
+    let v2 = call_ok(&svc, &Req::get(format!("/v2/users/{late_id}")).keys(&keys)).await;
+    assert_eq!(v2["id"], late_id.as_str(), "{v2}");
     let taken = call(&svc, &create(&keys, "late@example.com")).await;
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
     assert_ne!(early["ID"], late["ID"]);
@@ -188,6 +206,17 @@ impl Role {
         self.admin
             .batch_execute(&format!("ALTER ROLE {} {setting}", self.name))
             .expect("alter the role");
+    }
+
+    /// Lets the role read every table of `db`'s schema (tables another role made there).
+    fn grant_reads(&mut self, db: &TestDb) {
+        self.admin
+            .batch_execute(&format!(
+                "GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}",
+                db.pg_schema(),
+                self.name
+            ))
+            .expect("grant reads");
     }
 
     /// Ends the role's sessions (the server's pooled connections), as a failover ends them.
@@ -289,7 +318,7 @@ async fn a_connection_on_a_read_only_server_is_dropped() {
 }
 
 #[actix_web::test]
-async fn a_multi_host_url_goes_to_the_host_that_takes_writes() {
+async fn a_multi_host_url_skips_a_dead_host_and_waits_out_a_read_only_one() {
     let db = TestDb::new(Backend::Postgres);
     let mut role = Role::new(&db);
     // The first host refuses connections (nothing listens on port 1): libpq goes on to the

@@ -50,14 +50,30 @@ fn the_checker_refuses_statements_that_do_not() {
 
 #[test]
 fn the_upkeeps_sweeps_are_allowed_on_its_thread_alone() {
-    // Each sweep is one the checker refuses: sent by a request, it would fail the run. Only
-    // the upkeep's thread (`common::upkeep`) may send them.
+    let request = r#"SELECT "users"."id" FROM "users" WHERE ("users"."id" = $1)"#;
     for sql in statements::UPKEEP {
+        // Each sweep is one the checker refuses: sent by a request, it would fail the run.
         assert!(
             check(sql).is_err(),
             "the checker accepts an upkeep sweep: {sql}"
         );
+        assert!(
+            statements::exempt(sql, Some(statements::UPKEEP_THREAD)),
+            "{sql}"
+        );
+        for thread in [Some("cotterd-db-0"), Some("tokio-rt-worker"), None] {
+            assert!(
+                !statements::exempt(sql, thread),
+                "exempt on {thread:?}: {sql}"
+            );
+        }
     }
+    // The upkeep's thread is exempt for its sweeps only.
+    assert!(check(request).is_err());
+    assert!(!statements::exempt(
+        request,
+        Some(statements::UPKEEP_THREAD)
+    ));
 }
 
 /// The statements heard so far (this test's own requests at least) all passed, and they do

@@ -97,8 +97,7 @@ impl Instrumentation for Recorder {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             if on_server_thread() {
-                let upkeep = std::thread::current().name() == Some(UPKEEP_THREAD);
-                record(&query.to_string(), upkeep);
+                record(&query.to_string(), std::thread::current().name());
             } else if std::env::var_os("STATEMENTS_DEBUG").is_some() {
                 let t = std::thread::current();
                 let sql = query.to_string();
@@ -125,10 +124,16 @@ pub fn install() {
     });
 }
 
-fn record(query: &str, upkeep: bool) {
+/// Whether `sql`, sent on the thread named `thread`, is one of the upkeep's sweeps on the
+/// upkeep's thread: the one place a statement may leave out its project.
+pub fn exempt(sql: &str, thread: Option<&str>) -> bool {
+    thread == Some(UPKEEP_THREAD) && UPKEEP.contains(&normalise(sql).as_str())
+}
+
+fn record(query: &str, thread: Option<&str>) {
     // diesel prints the binds after the text: the text alone is the statement.
     let sql = query.split(" -- binds:").next().unwrap_or_default().trim();
-    if upkeep && UPKEEP.contains(&normalise(sql).as_str()) {
+    if exempt(sql, thread) {
         return;
     }
     let mut seen = seen().lock().unwrap_or_else(|p| p.into_inner());
