@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "cotterd")
@@ -104,6 +105,13 @@ def stop_server(proc):
         proc.wait()
 
 
+def as_postgres(cmd):
+    """`cmd` run as the postgres user: PostgreSQL's server tools and PgBouncer refuse root."""
+    if os.geteuid() == pwd.getpwnam("postgres").pw_uid:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
 def apt_install(packages):
     """Installs Debian's `packages` (apt-get update first): the scripts bring the real
     components they need themselves."""
@@ -118,16 +126,20 @@ PGBOUNCER = "/usr/sbin/pgbouncer"  # Debian's package puts it there, outside a u
 
 
 class PgBouncer:
-    """Debian's PgBouncer on loopback in front of `database` of the PostgreSQL server at
-    127.0.0.1:`pg_port`, configured as deploy/pgbouncer.ini.example says (transaction pooling and
-    the rest), with `budget` server connections at most (max_db_connections and
-    default_pool_size). Only what a throw-away instance must change is changed: its addresses,
-    its files, and trust authentication as postgres (the machine's PostgreSQL trusts loopback),
-    and any of its [pgbouncer] settings a caller names in `overrides`.
+    """Debian's PgBouncer on loopback in front of `database` of the PostgreSQL server that
+    `server_url` names (its host, port, user and password are PgBouncer's way in), configured as
+    deploy/pgbouncer.ini.example says (transaction pooling and the rest), with `budget` server
+    connections at most (max_db_connections and default_pool_size). Only what a throw-away
+    instance must change is changed: its addresses, its files, trust authentication for its
+    clients on loopback, and any of its [pgbouncer] settings a caller names in `overrides`.
     Runs as the postgres user (PgBouncer refuses root); `stop` ends it and removes its files."""
 
-    def __init__(self, database, budget, pg_port=5432, overrides=None):
-        self.database, self.budget, self.pg_port = database, budget, pg_port
+    def __init__(self, database, budget, server_url, overrides=None):
+        server = urllib.parse.urlsplit(server_url)
+        self.pg_host, self.pg_port = server.hostname or "127.0.0.1", server.port or 5432
+        self.pg_user = urllib.parse.unquote(server.username or "postgres")
+        self.pg_password = urllib.parse.unquote(server.password or "")
+        self.database, self.budget = database, budget
         self.overrides = overrides or {}
         self.port = free_port()
         self.workdir = None
@@ -148,8 +160,9 @@ class PgBouncer:
         })
         ini.remove_section("databases")
         ini.add_section("databases")
-        ini["databases"][self.database] = (f"host=127.0.0.1 port={self.pg_port} dbname={self.database} "
-                                           f"user=postgres max_db_connections={self.budget}")
+        password = f" password={self.pg_password}" if self.pg_password else ""
+        ini["databases"][self.database] = (f"host={self.pg_host} port={self.pg_port} dbname={self.database} "
+                                           f"user={self.pg_user}{password} max_db_connections={self.budget}")
         return ini
 
     def url(self):
@@ -166,15 +179,15 @@ class PgBouncer:
             self.config().write(f)
         with open(os.path.join(self.workdir, "userlist.txt"), "w") as f:
             f.write('"postgres" ""\n')
-        cmd = [PGBOUNCER, path]
-        if os.geteuid() != pg.pw_uid:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(as_postgres([PGBOUNCER, path]), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while subprocess.run(["psql", "-X", "-w", "-q", "-At", self.url(), "-c", "SELECT 1"],
                              capture_output=True).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"PgBouncer did not start:\n{self.log_tail()}")
+                tail = self.log_tail()
+                self.stop()
+                sys.exit(f"PgBouncer did not start:\n{tail}")
             time.sleep(0.05)
         log(f"PgBouncer {self.version()} on 127.0.0.1:{self.port}: pool_mode "
             f"{self.config()['pgbouncer']['pool_mode']}, {self.budget} server connections at most")
